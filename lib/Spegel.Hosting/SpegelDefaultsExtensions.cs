@@ -1,0 +1,110 @@
+using System.Reflection;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Diagnostics.HealthChecks;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Diagnostics.HealthChecks;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using Serilog;
+using Serilog.Events;
+
+namespace Spegel.Hosting;
+
+/// <summary>What every Spegel service has: JSON logs for operators, validated options, health endpoints, clean shutdown.</summary>
+public static class SpegelDefaultsExtensions
+{
+    /// <summary>Health checks tagged with this run only on <c>/readyz</c>; <c>/healthz</c> answers while the process lives.</summary>
+    public const string ReadyTag = "ready";
+
+    public static WebApplicationBuilder AddSpegelDefaults(this WebApplicationBuilder builder, string serviceName)
+    {
+        ArgumentNullException.ThrowIfNull(builder);
+
+        builder.Services.AddSerilog((services, logger) => logger
+            .MinimumLevel.Information()
+            .MinimumLevel.Override("Microsoft.AspNetCore", LogEventLevel.Warning)
+            .MinimumLevel.Override("System.Net.Http.HttpClient", LogEventLevel.Warning)
+            .ReadFrom.Configuration(builder.Configuration)
+            .Enrich.FromLogContext()
+            .Enrich.WithProperty("service", serviceName)
+            .WriteTo.Console(new OperatorJsonFormatter()));
+
+        builder.Services.AddValidatedOptions<SpegelOptions>(SpegelOptions.SectionName);
+        builder.Services.AddValidatedOptions<NodeOptions>(NodeOptions.SectionName);
+        builder.Services.AddHealthChecks();
+        builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(20));
+        builder.Services.AddSingleton(TimeProvider.System);
+        builder.Services.AddHostedService(sp => new LifetimeLogger(
+            serviceName,
+            sp.GetRequiredService<ILogger<LifetimeLogger>>(),
+            sp.GetRequiredService<IHostApplicationLifetime>(),
+            sp.GetRequiredService<IOptions<SpegelOptions>>(),
+            sp.GetRequiredService<IOptions<NodeOptions>>(),
+            sp.GetRequiredService<Microsoft.AspNetCore.Hosting.Server.IServer>()));
+        return builder;
+    }
+
+    /// <summary>Binds <typeparamref name="TOptions"/> to a configuration section and validates it at start, reporting every error.</summary>
+    public static OptionsBuilder<TOptions> AddValidatedOptions<TOptions>(this IServiceCollection services, string sectionName)
+        where TOptions : class, IValidatableOptions
+    {
+        services.AddSingleton<IValidateOptions<TOptions>, AllErrorsValidator<TOptions>>();
+        return services.AddOptions<TOptions>().BindConfiguration(sectionName).ValidateOnStart();
+    }
+
+    /// <summary>Maps <c>/healthz</c> (alive) and <c>/readyz</c> (dependencies reachable).</summary>
+    public static WebApplication MapSpegelHealth(this WebApplication app)
+    {
+        ArgumentNullException.ThrowIfNull(app);
+        app.MapHealthChecks("/healthz", new HealthCheckOptions { Predicate = _ => false });
+        app.MapHealthChecks("/readyz", new HealthCheckOptions { Predicate = check => check.Tags.Contains(ReadyTag) });
+        return app;
+    }
+
+    /// <summary>
+    /// Runs the service until SIGTERM/SIGINT. Invalid configuration is one clear log line per error and exit code 2,
+    /// not a stack trace.
+    /// </summary>
+    public static async Task<int> RunSpegelAsync(this WebApplication app)
+    {
+        ArgumentNullException.ThrowIfNull(app);
+        var logger = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Spegel.Hosting");
+        try
+        {
+            // Validate before the host starts, while the logger still works, so every error is one readable line.
+            app.Services.GetRequiredService<IStartupValidator>().Validate();
+        }
+        catch (OptionsValidationException ex)
+        {
+            foreach (var failure in ex.Failures)
+            {
+                HostingLog.InvalidConfiguration(logger, failure);
+            }
+
+            return 2;
+        }
+        catch (InvalidOperationException ex) when (ex.InnerException is FormatException)
+        {
+            HostingLog.InvalidConfiguration(logger, ex.Message);
+            return 2;
+        }
+
+        try
+        {
+            await app.RunAsync();
+            return 0;
+        }
+        catch (IOException ex) when (ex.InnerException is Microsoft.AspNetCore.Connections.AddressInUseException)
+        {
+            HostingLog.CannotListen(logger, ex.Message);
+            return 3;
+        }
+    }
+
+    internal static string Version =>
+        typeof(SpegelDefaultsExtensions).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion ?? "0.0.0";
+}

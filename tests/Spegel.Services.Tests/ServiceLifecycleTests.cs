@@ -1,0 +1,57 @@
+using System.Net;
+using System.Text.Json;
+
+namespace Spegel.Services.Tests;
+
+public class ServiceLifecycleTests
+{
+    private const int SigTerm = 15;
+
+    [Theory]
+    [InlineData("Spegel.Registry", "registry")]
+    [InlineData("Spegel.Indexer", "indexer")]
+    [InlineData("Spegel.Resolver", "resolver")]
+    public async Task Start_ThenSigterm_AnswersHealthzLogsJsonAndExitsZero(string project, string service)
+    {
+        await using var process = ServiceProcess.Start(project, "--Spegel:Node:Name=node-a");
+        await process.WaitForHealthyAsync(TimeSpan.FromSeconds(30));
+
+        using var client = new HttpClient();
+        using var health = await client.GetAsync(new Uri(process.Url + "/healthz"));
+        Assert.Equal(HttpStatusCode.OK, health.StatusCode);
+
+        process.Signal(SigTerm);
+        Assert.Equal(0, await process.WaitForExitAsync(TimeSpan.FromSeconds(20)));
+
+        var logs = process.Lines.Select(line => JsonDocument.Parse(line).RootElement).ToList();
+        var started = Assert.Single(logs, l => l.GetProperty("msg").GetString() == "service started");
+        Assert.Equal(service, started.GetProperty("name").GetString());
+        Assert.Equal("node-a", started.GetProperty("node").GetString());
+        Assert.Equal(process.Url, started.GetProperty("urls").GetString());
+        Assert.Single(logs, l => l.GetProperty("msg").GetString() == "service stopped");
+    }
+
+    [Fact]
+    public async Task Start_InvalidOptions_ReportsEveryErrorAndExitsTwo()
+    {
+        await using var process = ServiceProcess.Start(
+            "Spegel.Resolver", "--Spegel:Node:Name=bad name!", "--Spegel:Node:Address=ftp://x", "--Spegel:Transport=Dapr");
+        Assert.Equal(2, await process.WaitForExitAsync(TimeSpan.FromSeconds(30)));
+
+        var errors = process.Lines
+            .Select(line => JsonDocument.Parse(line).RootElement)
+            .Where(l => l.GetProperty("msg").GetString() == "invalid configuration")
+            .Select(l => l.GetProperty("error").GetString())
+            .ToList();
+        Assert.Contains(errors, e => e!.Contains("Spegel:Node:Name", StringComparison.Ordinal));
+        Assert.Contains(errors, e => e!.Contains("Spegel:Node:Address", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task Start_UnknownTransport_FailsWithoutStackTraceSpam()
+    {
+        await using var process = ServiceProcess.Start("Spegel.Indexer", "--Spegel:Transport=Carrier-Pigeon");
+        Assert.NotEqual(0, await process.WaitForExitAsync(TimeSpan.FromSeconds(30)));
+        Assert.Contains(process.Lines, l => l.Contains("Spegel:Transport", StringComparison.Ordinal));
+    }
+}
