@@ -1,0 +1,73 @@
+using System.Text.RegularExpressions;
+using Spegel.Hosting;
+
+namespace Spegel.Registry;
+
+/// <summary>What the registry serves (<c>Spegel:MirroredRegistries</c>, <c>Spegel:RegistryFilters</c>, <c>Spegel:ResolveTags</c>).</summary>
+public sealed class RegistryOptions : IValidatableOptions
+{
+    public const string SectionName = "Spegel";
+
+    private static readonly TimeSpan FilterTimeout = TimeSpan.FromMilliseconds(50);
+    private Regex[]? compiledFilters;
+
+    /// <summary>Registries served (<c>docker.io</c>, <c>ghcr.io</c>, <c>registry.k8s.io:443</c>); empty serves every registry.</summary>
+    public List<string> MirroredRegistries { get; } = [];
+
+    /// <summary>Regular expressions on <c>registry/repo:tag</c>; a match is answered 404 at once (e.g. <c>:latest$</c>).</summary>
+    public List<string> RegistryFilters { get; } = [];
+
+    /// <summary>Serve manifests by tag. Off: only digests are served, and tags always go upstream.</summary>
+    public bool ResolveTags { get; set; } = true;
+
+    /// <summary>The largest manifest served; bigger ones are refused rather than buffered.</summary>
+    public long MaxManifestBytes { get; set; } = 4 * 1024 * 1024;
+
+    internal IReadOnlyList<Regex> Filters => compiledFilters ??= RegistryFilters
+        .Select(f => new Regex(f, RegexOptions.CultureInvariant | RegexOptions.NonBacktracking, FilterTimeout))
+        .ToArray();
+
+    public bool IsMirrored(string registry) =>
+        MirroredRegistries.Count == 0 || MirroredRegistries.Contains(registry, StringComparer.Ordinal);
+
+    public bool IsFiltered(string reference) => Filters.Any(f => f.IsMatch(reference));
+
+    public IEnumerable<string> Validate()
+    {
+        foreach (var registry in MirroredRegistries)
+        {
+            if (string.IsNullOrWhiteSpace(registry) || registry.Contains('/', StringComparison.Ordinal) || registry.Contains("://", StringComparison.Ordinal)
+                || Uri.CheckHostName(registry.Split(':')[0]) == UriHostNameType.Unknown)
+            {
+                yield return $"Spegel:MirroredRegistries entry '{registry}' must be a registry host such as docker.io or registry.example.com:5000 (no scheme, no path).";
+            }
+        }
+
+        foreach (var filter in RegistryFilters)
+        {
+            string? error = null;
+            try
+            {
+                _ = new Regex(filter, RegexOptions.CultureInvariant | RegexOptions.NonBacktracking, FilterTimeout);
+            }
+            catch (ArgumentException ex)
+            {
+                error = $"Spegel:RegistryFilters entry '{filter}' is not a valid regular expression: {ex.Message}";
+            }
+            catch (NotSupportedException ex)
+            {
+                error = $"Spegel:RegistryFilters entry '{filter}' uses a construct (backreference or lookaround) that is not allowed: {ex.Message}";
+            }
+
+            if (error is not null)
+            {
+                yield return error;
+            }
+        }
+
+        if (MaxManifestBytes is < 1024 or > 64 * 1024 * 1024)
+        {
+            yield return $"Spegel:MaxManifestBytes must be between 1 KiB and 64 MiB, not {MaxManifestBytes}.";
+        }
+    }
+}

@@ -1,0 +1,49 @@
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.AspNetCore.Http.Features;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
+using Spegel.Core.Content;
+using Spegel.Hosting;
+
+namespace Spegel.Registry.Tests;
+
+/// <summary>The registry service in-process on real Kestrel (loopback, free port), over a given content store.</summary>
+internal sealed class RegistryApp : IAsyncDisposable
+{
+    private readonly WebApplication app;
+
+    private RegistryApp(WebApplication app, Uri url)
+    {
+        this.app = app;
+        Url = url;
+        Client = new HttpClient { BaseAddress = url, Timeout = TimeSpan.FromSeconds(10) };
+    }
+
+    public Uri Url { get; }
+
+    public HttpClient Client { get; }
+
+    public static async Task<RegistryApp> StartAsync(ILocalContent content, params string[] args)
+    {
+        var builder = WebApplication.CreateBuilder(["--urls", "http://127.0.0.1:0", .. args]);
+        builder.AddSpegelDefaults("registry");
+        builder.AddRegistry();
+        builder.Services.Replace(ServiceDescriptor.Singleton(content));
+        var app = builder.Build();
+        app.MapSpegelHealth();
+        app.MapRegistry();
+        await app.StartAsync();
+        var address = app.Services.GetRequiredService<IServer>().Features.GetRequiredFeature<IServerAddressesFeature>().Addresses.First();
+        return new RegistryApp(app, new Uri(address));
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        Client.Dispose();
+        await app.StopAsync();
+        await app.DisposeAsync();
+    }
+}
