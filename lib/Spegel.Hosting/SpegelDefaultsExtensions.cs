@@ -56,6 +56,14 @@ public static class SpegelDefaultsExtensions
         return services.AddOptions<TOptions>().BindConfiguration(sectionName).ValidateOnStart();
     }
 
+    /// <summary>Options for reaching the resolver; with <paramref name="requireUrlInStandalone"/> the URL must be set when the transport is Standalone.</summary>
+    public static IServiceCollection AddResolverClientOptions(this IServiceCollection services, bool requireUrlInStandalone)
+    {
+        services.AddValidatedOptions<ResolverClientOptions>(ResolverClientOptions.SectionName)
+            .Configure<IOptions<SpegelOptions>>((resolver, spegel) => resolver.UrlRequired = requireUrlInStandalone && spegel.Value.TransportKind == Transport.Standalone);
+        return services;
+    }
+
     /// <summary>Maps <c>/healthz</c> (alive) and <c>/readyz</c> (dependencies reachable).</summary>
     public static WebApplication MapSpegelHealth(this WebApplication app)
     {

@@ -2,6 +2,7 @@ using Microsoft.Extensions.Options;
 using Microsoft.Net.Http.Headers;
 using Spegel.Core;
 using Spegel.Core.Content;
+using Spegel.Registry.Mirror;
 
 namespace Spegel.Registry;
 
@@ -9,7 +10,7 @@ namespace Spegel.Registry;
 /// The OCI distribution read API over the node's own content: <c>/v2/</c>, manifests by tag or digest, blobs by
 /// digest with ranges. Client mistakes are 4xx with the spec's error body; an unreachable containerd is a fast 503.
 /// </summary>
-public sealed partial class DistributionHandler(ILocalContent content, IOptions<RegistryOptions> options, ILogger<DistributionHandler> logger)
+public sealed partial class DistributionHandler(ILocalContent content, MirrorService mirror, IOptions<RegistryOptions> options, ILogger<DistributionHandler> logger)
 {
     public const string MirroredHeader = "X-Spegel-Mirrored";
     public const string DistributionApiVersionHeader = "Docker-Distribution-API-Version";
@@ -56,18 +57,34 @@ public sealed partial class DistributionHandler(ILocalContent content, IOptions<
             return NotFound(path, refusal);
         }
 
+        // A peer asking (X-Spegel-Mirrored) is answered from local content only, so requests never loop.
+        var fromPeer = string.Equals(request.Headers[MirroredHeader], "true", StringComparison.OrdinalIgnoreCase);
         try
         {
-            return path.Kind == DistributionPathKind.Manifest
+            var local = path.Kind == DistributionPathKind.Manifest
                 ? await ServeManifestAsync(context, path)
                 : await ServeBlobAsync(context, path);
+            if (local is not null)
+            {
+                return local;
+            }
         }
         catch (ContentStoreUnavailableException ex)
         {
-            log.Source = "unavailable";
             LogContentStoreUnavailable(request.Path.Value ?? string.Empty, ex.Message);
-            return OciErrors.Result(StatusCodes.Status503ServiceUnavailable, OciErrors.Unavailable, "the node's content store is not reachable", ex.Message);
+            if (fromPeer)
+            {
+                log.Source = "unavailable";
+                return OciErrors.Result(StatusCodes.Status503ServiceUnavailable, OciErrors.Unavailable, "the node's content store is not reachable", ex.Message);
+            }
         }
+
+        if (fromPeer)
+        {
+            return NotFound(path, "not held on this node");
+        }
+
+        return await mirror.ServeAsync(context, path, log);
     }
 
     private string? Refused(DistributionPath path)
@@ -87,7 +104,7 @@ public sealed partial class DistributionHandler(ILocalContent content, IOptions<
             : null;
     }
 
-    private async Task<IResult> ServeManifestAsync(HttpContext context, DistributionPath path)
+    private async Task<IResult?> ServeManifestAsync(HttpContext context, DistributionPath path)
     {
         var ct = context.RequestAborted;
         string? mediaTypeHint = null;
@@ -101,7 +118,7 @@ public sealed partial class DistributionHandler(ILocalContent content, IOptions<
             var target = await content.ResolveTagAsync(path.Reference!, ct);
             if (target is null)
             {
-                return NotFound(path, "tag not held on this node");
+                return null;
             }
 
             digest = target.Digest;
@@ -120,7 +137,7 @@ public sealed partial class DistributionHandler(ILocalContent content, IOptions<
 
         if (bytes is null)
         {
-            return NotFound(path, "not held on this node");
+            return null;
         }
 
         var parsed = ManifestParser.Parse(mediaTypeHint, bytes);
@@ -135,13 +152,13 @@ public sealed partial class DistributionHandler(ILocalContent content, IOptions<
         return new ManifestResult(bytes, parsed.MediaType!);
     }
 
-    private async Task<IResult> ServeBlobAsync(HttpContext context, DistributionPath path)
+    private async Task<IResult?> ServeBlobAsync(HttpContext context, DistributionPath path)
     {
         var digest = path.Digest!.Value;
         var info = await content.GetInfoAsync(digest, context.RequestAborted);
         if (info is null)
         {
-            return NotFound(path, "not held on this node");
+            return null;
         }
 
         if (info.IsManifest == true)

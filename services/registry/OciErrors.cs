@@ -46,6 +46,7 @@ public sealed record OciErrorBody(IReadOnlyList<OciError> Errors);
 
 [JsonSourceGenerationOptions(JsonSerializerDefaults.Web, DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull)]
 [JsonSerializable(typeof(OciErrorBody))]
+[JsonSerializable(typeof(Spegel.Registry.Mirror.MirrorMissDetail))]
 [JsonSerializable(typeof(string))]
 [JsonSerializable(typeof(string[]))]
 [JsonSerializable(typeof(Dictionary<string, string>))]

@@ -2,6 +2,7 @@ using Microsoft.Extensions.Options;
 using Spegel.Containerd;
 using Spegel.Core.Content;
 using Spegel.Hosting;
+using Spegel.Registry.Mirror;
 
 namespace Spegel.Registry;
 
@@ -19,6 +20,7 @@ public static class RegistryHostingExtensions
             sp.GetRequiredService<ILogger<ContainerdClient>>()));
         services.AddSingleton<ILocalContent, ContainerdLocalContent>();
         services.AddSingleton<DistributionHandler>();
+        AddMirror(builder);
         services.AddHealthChecks().AddCheck<ContainerdHealthCheck>("containerd", tags: [SpegelDefaultsExtensions.ReadyTag]);
 
         // Registry clients send large headers only by mistake or malice; keep Kestrel's limits tight.
@@ -29,6 +31,46 @@ public static class RegistryHostingExtensions
             kestrel.AddServerHeader = false;
         });
         return builder;
+    }
+
+    private static void AddMirror(WebApplicationBuilder builder)
+    {
+        var services = builder.Services;
+        services.AddValidatedOptions<MirrorOptions>(MirrorOptions.SectionName);
+        // Without a resolver the registry still serves its own node's content; it just cannot mirror.
+        services.AddResolverClientOptions(requireUrlInStandalone: false);
+        services.AddSingleton<PeerHealth>();
+        services.AddSingleton<HedgedPeerClient>();
+        services.AddSingleton<MirrorService>();
+        services.AddSingleton<IPeerResolver, HttpPeerResolver>();
+
+        // Peers: no redirects (an answer must come from the peer the resolver named), no decompression (bytes are
+        // hashed as sent), a short connect timeout so a dead peer costs little; the hedging bounds the rest.
+        services.AddHttpClient(HedgedPeerClient.ClientName, c => c.Timeout = Timeout.InfiniteTimeSpan)
+            .ConfigurePrimaryHttpMessageHandler(() => new SocketsHttpHandler
+            {
+                AllowAutoRedirect = false,
+                AutomaticDecompression = System.Net.DecompressionMethods.None,
+                ConnectTimeout = TimeSpan.FromMilliseconds(500),
+                PooledConnectionIdleTimeout = TimeSpan.FromMinutes(1),
+                UseProxy = false,
+            });
+
+        var spegel = builder.Configuration.GetSection(SpegelOptions.SectionName).Get<SpegelOptions>() ?? new SpegelOptions();
+        var resolver = builder.Configuration.GetSection(ResolverClientOptions.SectionName).Get<ResolverClientOptions>() ?? new ResolverClientOptions();
+        var client = services.AddHttpClient(HttpPeerResolver.ClientName, c => c.Timeout = Timeout.InfiniteTimeSpan);
+        if (spegel.TransportKind == Transport.Dapr)
+        {
+            // What DaprClient.CreateInvokeHttpClient(appId) builds: http://<app-id>/… rewritten to the sidecar's
+            // /v1.0/invoke/<app-id>/method/…, with DAPR_HTTP_ENDPOINT and DAPR_API_TOKEN from the environment.
+            client.ConfigureHttpClient(c => c.BaseAddress = new Uri($"http://{resolver.AppId}"))
+                .ConfigurePrimaryHttpMessageHandler(() => new global::Dapr.Client.InvocationHandler { InnerHandler = new SocketsHttpHandler { UseProxy = false } });
+        }
+        else if (resolver.Url is not null && Uri.TryCreate(resolver.Url, UriKind.Absolute, out var url))
+        {
+            client.ConfigureHttpClient(c => c.BaseAddress = url)
+                .ConfigurePrimaryHttpMessageHandler(() => new SocketsHttpHandler { UseProxy = false, ConnectTimeout = TimeSpan.FromMilliseconds(500) });
+        }
     }
 
     public static WebApplication MapRegistry(this WebApplication app)

@@ -179,12 +179,23 @@ public class DistributionApiTests
     }
 
     [Fact]
-    public async Task ContentStoreDown_Answers503WithReason()
+    public async Task ContentStoreDown_PeerRequest_Answers503WithReason()
+    {
+        await using var app = await RegistryApp.StartAsync(new UnavailableContent());
+        using var request = new HttpRequestMessage(HttpMethod.Get, "/v2/library/app/manifests/1.0?ns=docker.io");
+        request.Headers.Add("X-Spegel-Mirrored", "true");
+        using var response = await app.Client.SendAsync(request);
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, response.StatusCode);
+        Assert.Contains("/run/nowhere.sock", await response.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task ContentStoreDown_ClientRequestWithoutResolver_Answers404SoContainerdGoesUpstream()
     {
         await using var app = await RegistryApp.StartAsync(new UnavailableContent());
         using var response = await app.Client.GetAsync(new Uri("/v2/library/app/manifests/1.0?ns=docker.io", UriKind.Relative));
-        Assert.Equal(HttpStatusCode.ServiceUnavailable, response.StatusCode);
-        Assert.Contains("/run/nowhere.sock", await response.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+        Assert.Equal(HttpStatusCode.NotFound, response.StatusCode);
+        Assert.Contains("mirror with image component docker.io/library/app:1.0 could not be found", await response.Content.ReadAsStringAsync(), StringComparison.Ordinal);
     }
 
     private sealed class UnavailableContent : Spegel.Core.Content.ILocalContent

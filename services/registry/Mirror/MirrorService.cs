@@ -1,0 +1,215 @@
+using System.Net;
+using System.Net.Http.Headers;
+using Microsoft.Extensions.Options;
+using Spegel.Core;
+using Spegel.Core.Routing;
+
+namespace Spegel.Registry.Mirror;
+
+/// <summary>
+/// The mirror path: on a local miss, ask the resolver who holds the key, fetch it from a peer (hedged, bounded by
+/// <see cref="MirrorOptions.MirrorResolveTimeout"/>), and stream it through verified and resumable. When nothing
+/// answers in time the result is a fast 404, so containerd goes to the next host: the mirror never makes a pull
+/// fail that would have succeeded without it.
+/// </summary>
+public sealed partial class MirrorService(
+    IPeerResolver resolver,
+    HedgedPeerClient peers,
+    PeerHealth health,
+    IOptions<MirrorOptions> mirrorOptions,
+    IOptions<RegistryOptions> registryOptions,
+    IHttpClientFactory clients,
+    ILogger<MirrorService> logger)
+{
+    private readonly MirrorOptions options = mirrorOptions.Value;
+
+    public async Task<IResult> ServeAsync(HttpContext context, DistributionPath path, RequestLogFeature log)
+    {
+        ArgumentNullException.ThrowIfNull(context);
+        ArgumentNullException.ThrowIfNull(path);
+        ArgumentNullException.ThrowIfNull(log);
+        var key = path.Digest is { } d ? ContentKey.ForDigest(d) : ContentKey.ForTag(path.Reference!);
+        var started = TimeProvider.System.GetTimestamp();
+        PeersResponse found;
+        try
+        {
+            using var lookupTimeout = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted);
+            lookupTimeout.CancelAfter(options.MirrorResolveTimeout);
+            found = await resolver.LookupAsync(key, lookupTimeout.Token);
+        }
+        catch (Exception ex) when (ex is HttpRequestException or OperationCanceledException or InvalidDataException or InvalidOperationException or System.Text.Json.JsonException or NotSupportedException
+                                   && !context.RequestAborted.IsCancellationRequested)
+        {
+            return Miss(path, key, log, $"resolver unavailable: {ex.Message}", []);
+        }
+
+        if (found.Peers.Count == 0)
+        {
+            return Miss(path, key, log, "no peer holds it", []);
+        }
+
+        var budget = options.MirrorResolveTimeout - TimeProvider.System.GetElapsedTime(started);
+        var isHead = HttpMethods.IsHead(context.Request.Method);
+        var range = context.Request.Headers.Range.ToString();
+        var isManifest = path.Kind == DistributionPathKind.Manifest;
+        var (winner, attempts) = await peers.SendAsync(
+            found.Peers,
+            peer => BuildRequest(peer, path, isHead ? HttpMethod.Head : HttpMethod.Get, isManifest ? null : range, offset: null, end: null),
+            (peer, response, ct) => isManifest ? AcceptManifestAsync(peer, response, path, found.Digest, isHead, ct) : Task.FromResult(AcceptBlob(response)),
+            budget > TimeSpan.Zero ? budget : TimeSpan.FromMilliseconds(1),
+            context.RequestAborted);
+
+        if (winner is null)
+        {
+            return Miss(path, key, log, "no peer answered in time", attempts);
+        }
+
+        log.Source = winner.Peer.Node;
+        context.Response.RegisterForDispose(winner);
+        if (isManifest)
+        {
+            return new MirroredManifestResult(winner);
+        }
+
+        var remaining = health.Order(found.Peers).Where(p => p.Node != winner.Peer.Node).ToList();
+        return new MirroredBlobResult(winner, path, remaining, range.Length == 0 && !isHead, this);
+    }
+
+    internal static HttpRequestMessage BuildRequest(Peer peer, DistributionPath path, HttpMethod method, string? range, long? offset, long? end)
+    {
+        var request = new HttpRequestMessage(method, new Uri(new Uri(peer.Url), path.ToPathAndQuery()));
+        request.Headers.TryAddWithoutValidation(DistributionHandler.MirroredHeader, "true");
+        if (offset is { } from)
+        {
+            request.Headers.Range = new RangeHeaderValue(from, end);
+        }
+        else if (!string.IsNullOrEmpty(range))
+        {
+            request.Headers.TryAddWithoutValidation("Range", range);
+        }
+
+        return request;
+    }
+
+    private static Acceptance AcceptBlob(HttpResponseMessage response) =>
+        response.StatusCode is HttpStatusCode.OK or HttpStatusCode.PartialContent
+            ? Acceptance.Yes()
+            : Acceptance.No($"status {(int)response.StatusCode}");
+
+    private async Task<Acceptance> AcceptManifestAsync(Peer peer, HttpResponseMessage response, DistributionPath path, string? newestDigest, bool isHead, CancellationToken cancellationToken)
+    {
+        if (response.StatusCode != HttpStatusCode.OK)
+        {
+            return Acceptance.No($"status {(int)response.StatusCode}");
+        }
+
+        var advertised = response.Headers.TryGetValues(DistributionHandler.ContentDigestHeader, out var values) ? values.FirstOrDefault() : null;
+        Digest? expected = path.Digest ?? (Digest.TryParse(advertised, out var a) ? a : null);
+        if (expected is null)
+        {
+            return Acceptance.No("no Docker-Content-Digest from the peer");
+        }
+
+        // A tag must resolve to the newest digest the cluster knows for it, never to what a stale peer still holds.
+        if (path.Digest is null && newestDigest is not null && expected.Value.ToString() != newestDigest)
+        {
+            return Acceptance.No($"stale tag: peer has {expected}, newest is {newestDigest}");
+        }
+
+        if (isHead)
+        {
+            return Acceptance.Yes();
+        }
+
+        var body = await ReadBoundedAsync(response.Content, registryOptions.Value.MaxManifestBytes, cancellationToken);
+        if (body is null)
+        {
+            return Acceptance.No("manifest larger than allowed");
+        }
+
+        if (Digest.ComputeSha256(body) != expected.Value && !MatchesSha512(body, expected.Value))
+        {
+            ReportMismatch([peer], expected.Value);
+            return Acceptance.No("manifest bytes do not match their digest");
+        }
+
+        return Acceptance.Yes(body);
+    }
+
+    private static bool MatchesSha512(byte[] body, Digest expected) =>
+        expected.Algorithm == Digest.Sha512 && Digest.FromSha512Bytes(System.Security.Cryptography.SHA512.HashData(body)) == expected;
+
+    private static async Task<byte[]?> ReadBoundedAsync(HttpContent content, long max, CancellationToken cancellationToken)
+    {
+        if (content.Headers.ContentLength > max)
+        {
+            return null;
+        }
+
+        await using var stream = await content.ReadAsStreamAsync(cancellationToken);
+        using var buffer = new MemoryStream();
+        var chunk = new byte[16 * 1024];
+        int read;
+        while ((read = await stream.ReadAsync(chunk, cancellationToken)) > 0)
+        {
+            if (buffer.Length + read > max)
+            {
+                return null;
+            }
+
+            buffer.Write(chunk, 0, read);
+        }
+
+        return buffer.ToArray();
+    }
+
+    internal TimeSpan ReadTimeout => options.MirrorReadTimeout;
+
+    /// <summary>One request to one peer, for resuming a transfer; bounded by the read timeout until headers arrive.</summary>
+    internal async Task<HttpResponseMessage> SendToPeerAsync(HttpRequestMessage request, CancellationToken cancellationToken)
+    {
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        timeout.CancelAfter(options.MirrorReadTimeout);
+        return await clients.CreateClient(HedgedPeerClient.ClientName).SendAsync(request, HttpCompletionOption.ResponseHeadersRead, timeout.Token);
+    }
+
+    internal void ReportMismatch(IEnumerable<Peer> contributors, Digest digest)
+    {
+        foreach (var peer in contributors)
+        {
+            health.RecordMismatch(peer);
+            LogMismatch(peer.Node, digest.ToString());
+        }
+    }
+
+    internal void ReportResume(Peer from, Peer to, long offset, string error) => LogResume(from.Node, to.Node, offset, error);
+
+    internal void ReportTransferFailed(string key, long offset, string error) => LogTransferFailed(key, offset, error);
+
+    private IResult Miss(DistributionPath path, string key, RequestLogFeature log, string reason, IReadOnlyList<PeerAttempt> attempts)
+    {
+        log.Source = "miss";
+        var err = $"mirror with image component {key} could not be found";
+        LogMiss(err, key, reason, attempts.Count);
+        return OciErrors.Result(
+            StatusCodes.Status404NotFound,
+            path.Kind == DistributionPathKind.Manifest ? OciErrors.ManifestUnknown : OciErrors.BlobUnknown,
+            err,
+            new MirrorMissDetail(reason, attempts));
+    }
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "mirror miss {err} {key} {reason} {attempts}")]
+    private partial void LogMiss(string err, string key, string reason, int attempts);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "peer sent bytes not matching their digest {peer} {digest}")]
+    private partial void LogMismatch(string peer, string digest);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "peer failed mid-transfer, resuming {peer} {next} {offset} {error}")]
+    private partial void LogResume(string peer, string next, long offset, string error);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "mirror transfer failed, aborting response {key} {offset} {error}")]
+    private partial void LogTransferFailed(string key, long offset, string error);
+}
+
+/// <summary>The <c>detail</c> of a mirror 404: why, and what each peer did.</summary>
+public sealed record MirrorMissDetail(string Reason, IReadOnlyList<PeerAttempt> Attempts);

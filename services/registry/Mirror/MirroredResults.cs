@@ -1,0 +1,189 @@
+using System.Buffers;
+using System.Net;
+using System.Security.Cryptography;
+using Spegel.Core;
+using Spegel.Core.Routing;
+
+namespace Spegel.Registry.Mirror;
+
+/// <summary>A manifest fetched whole from a peer and already verified: sent with the peer's headers.</summary>
+internal sealed class MirroredManifestResult(PeerResponse winner) : IResult
+{
+    public Task ExecuteAsync(HttpContext httpContext)
+    {
+        var response = httpContext.Response;
+        var peer = winner.Response;
+        response.StatusCode = StatusCodes.Status200OK;
+        response.ContentType = peer.Content.Headers.ContentType?.ToString() ?? MediaTypes.OctetStream;
+        if (peer.Headers.TryGetValues(DistributionHandler.ContentDigestHeader, out var digest))
+        {
+            response.Headers[DistributionHandler.ContentDigestHeader] = digest.First();
+        }
+
+        if (winner.Body is { } body)
+        {
+            response.ContentLength = body.Length;
+            return response.Body.WriteAsync(body, httpContext.RequestAborted).AsTask();
+        }
+
+        response.ContentLength = peer.Content.Headers.ContentLength;
+        return Task.CompletedTask;
+    }
+}
+
+/// <summary>
+/// A blob streamed from a peer. A peer that fails or stalls mid-body is replaced by the next one with a Range
+/// request from the same offset, so the client sees one unbroken response. A whole blob is hashed as it flows and
+/// its last chunk held back until the hash matches: bytes that do not match their digest are never completed to the
+/// client (the connection is aborted instead, so containerd discards them and retries elsewhere).
+/// </summary>
+internal sealed class MirroredBlobResult(PeerResponse winner, DistributionPath path, IReadOnlyList<Peer> spares, bool verify, MirrorService mirror) : IResult
+{
+    private const int ChunkSize = 128 * 1024;
+
+    public async Task ExecuteAsync(HttpContext httpContext)
+    {
+        var response = httpContext.Response;
+        var peer = winner.Response;
+        response.StatusCode = (int)peer.StatusCode;
+        response.ContentType = MediaTypes.OctetStream;
+        response.ContentLength = peer.Content.Headers.ContentLength;
+        response.Headers.AcceptRanges = "bytes";
+        response.Headers[DistributionHandler.ContentDigestHeader] = path.Digest!.Value.ToString();
+        if (peer.Content.Headers.ContentRange is { } contentRange)
+        {
+            response.Headers.ContentRange = contentRange.ToString();
+        }
+
+        if (HttpMethods.IsHead(httpContext.Request.Method) || peer.Content.Headers.ContentLength is not { } length)
+        {
+            return;
+        }
+
+        var position = peer.Content.Headers.ContentRange?.From ?? 0;
+        var end = position + length;
+        await StreamAsync(httpContext, position, end);
+    }
+
+    private async Task StreamAsync(HttpContext httpContext, long position, long end)
+    {
+        var digest = path.Digest!.Value;
+        var aborted = httpContext.RequestAborted;
+        using var hash = verify ? IncrementalHash.CreateHash(digest.Algorithm == Digest.Sha512 ? HashAlgorithmName.SHA512 : HashAlgorithmName.SHA256) : null;
+        var current = winner.Peer;
+        var contributors = new List<Peer> { current };
+        var next = new Queue<Peer>(spares);
+        var stream = await winner.Response.Content.ReadAsStreamAsync(aborted);
+        HttpResponseMessage? resumed = null;
+        var buffer = ArrayPool<byte>.Shared.Rent(ChunkSize);
+        var held = ArrayPool<byte>.Shared.Rent(ChunkSize);
+        var heldCount = 0;
+        try
+        {
+            while (position < end)
+            {
+                int read;
+                string? failure = null;
+                using (var readTimeout = CancellationTokenSource.CreateLinkedTokenSource(aborted))
+                {
+                    readTimeout.CancelAfter(mirror.ReadTimeout);
+                    try
+                    {
+                        read = await stream.ReadAsync(buffer.AsMemory(0, (int)Math.Min(ChunkSize, end - position)), readTimeout.Token);
+                        if (read == 0)
+                        {
+                            failure = "the peer closed the body early";
+                        }
+                    }
+                    catch (Exception ex) when (!aborted.IsCancellationRequested && ex is IOException or HttpRequestException or OperationCanceledException)
+                    {
+                        read = 0;
+                        failure = ex is OperationCanceledException ? "the peer stalled" : ex.Message;
+                    }
+                }
+
+                if (failure is not null)
+                {
+                    (stream, resumed, current) = await ResumeAsync(next, current, position, end, failure, resumed, aborted);
+                    if (stream is null)
+                    {
+                        mirror.ReportTransferFailed(digest.ToString(), position, failure);
+                        httpContext.Abort();
+                        return;
+                    }
+
+                    contributors.Add(current);
+                    continue;
+                }
+
+                position += read;
+                if (hash is null)
+                {
+                    await httpContext.Response.Body.WriteAsync(buffer.AsMemory(0, read), aborted);
+                    continue;
+                }
+
+                hash.AppendData(buffer, 0, read);
+                if (heldCount > 0)
+                {
+                    await httpContext.Response.Body.WriteAsync(held.AsMemory(0, heldCount), aborted);
+                }
+
+                (buffer, held, heldCount) = (held, buffer, read);
+            }
+
+            if (hash is not null)
+            {
+                var actual = digest.Algorithm == Digest.Sha512 ? Digest.FromSha512Bytes(hash.GetHashAndReset()) : Digest.FromSha256Bytes(hash.GetHashAndReset());
+                if (actual != digest)
+                {
+                    mirror.ReportMismatch(contributors, digest);
+                    httpContext.Abort();
+                    return;
+                }
+
+                await httpContext.Response.Body.WriteAsync(held.AsMemory(0, heldCount), aborted);
+            }
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+            ArrayPool<byte>.Shared.Return(held);
+            if (stream is not null)
+            {
+                await stream.DisposeAsync();
+            }
+
+            resumed?.Dispose();
+        }
+    }
+
+    private async Task<(Stream? Stream, HttpResponseMessage? Response, Peer Peer)> ResumeAsync(
+        Queue<Peer> next, Peer failed, long position, long end, string failure, HttpResponseMessage? previous, CancellationToken aborted)
+    {
+        previous?.Dispose();
+        while (next.TryDequeue(out var peer))
+        {
+            mirror.ReportResume(failed, peer, position, failure);
+            HttpResponseMessage? response = null;
+            try
+            {
+                using var request = MirrorService.BuildRequest(peer, path, HttpMethod.Get, null, position, end - 1);
+                response = await mirror.SendToPeerAsync(request, aborted);
+                if (response.StatusCode == HttpStatusCode.PartialContent && response.Content.Headers.ContentRange?.From == position)
+                {
+                    return (await response.Content.ReadAsStreamAsync(aborted), response, peer);
+                }
+            }
+            catch (Exception ex) when (!aborted.IsCancellationRequested && ex is IOException or HttpRequestException or OperationCanceledException)
+            {
+                failure = ex.Message;
+            }
+
+            response?.Dispose();
+            failed = peer;
+        }
+
+        return (null, null, failed);
+    }
+}
