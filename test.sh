@@ -14,7 +14,8 @@ declare -A NEEDED=(
   [ctr]=containerd
   [docker-registry]=docker-registry
   [skopeo]=skopeo
-  [umoci]=umoci
+  [setsid]=util-linux
+  [kubectl]=kubectl
 )
 
 install_packages() {
