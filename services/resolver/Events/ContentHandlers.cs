@@ -1,0 +1,91 @@
+using Mediator;
+using Microsoft.Extensions.Logging;
+using Spegel.Resolver.State;
+
+namespace Spegel.Resolver.Events;
+
+public sealed class AdvertiseContentHandler(PeerMap map) : ICommandHandler<AdvertiseContent, EventOutcome>
+{
+    public async ValueTask<EventOutcome> Handle(AdvertiseContent command, CancellationToken cancellationToken)
+    {
+        var touch = await map.TouchAsync(command.Node);
+        if (touch.Outcome == UpdateOutcome.Contended || touch.Superseded)
+        {
+            return touch.Outcome.ToEventOutcome();
+        }
+
+        return (await map.AdvertiseAsync(command.Node, command.Digests, command.Tags)).ToEventOutcome();
+    }
+}
+
+public sealed class WithdrawContentHandler(PeerMap map) : ICommandHandler<WithdrawContent, EventOutcome>
+{
+    public async ValueTask<EventOutcome> Handle(WithdrawContent command, CancellationToken cancellationToken)
+    {
+        var touch = await map.TouchAsync(command.Node);
+        if (touch.Outcome == UpdateOutcome.Contended || touch.Superseded)
+        {
+            return touch.Outcome.ToEventOutcome();
+        }
+
+        return (await map.WithdrawAsync(command.Node, command.Digests, command.TagKeys)).ToEventOutcome();
+    }
+}
+
+public sealed class ApplySnapshotPartHandler(PeerMap map, TimeProvider time, ILogger<ApplySnapshotPartHandler> logger)
+    : ICommandHandler<ApplySnapshotPart, EventOutcome>
+{
+    public async ValueTask<EventOutcome> Handle(ApplySnapshotPart command, CancellationToken cancellationToken)
+    {
+        var touch = await map.TouchAsync(command.Node);
+        if (touch.Outcome == UpdateOutcome.Contended || touch.Superseded)
+        {
+            return touch.Outcome.ToEventOutcome();
+        }
+
+        // The part's content first, then its count: when the last part completes the snapshot, everything it states
+        // is already in the map, so raising the node's floor never hides an entry the snapshot re-confirmed.
+        var content = await map.AdvertiseAsync(command.Node, command.Digests, command.Tags);
+        if (content == UpdateOutcome.Contended)
+        {
+            return EventOutcome.Contended;
+        }
+
+        var part = await map.RecordSnapshotPartAsync(command.Node, command.SnapshotId, command.Part, command.PartCount);
+        if (part.Completed)
+        {
+            var started = time.GetTimestamp();
+            try
+            {
+                var withdrawn = await map.RemoveSupersededAsync(command.Node.Name, part.Floor, cancellationToken);
+                var elapsedMs = time.GetElapsedTime(started).TotalMilliseconds;
+                ResolverLog.SnapshotCompleted(logger, command.Node.Name, part.Floor.Epoch, command.SnapshotId, command.PartCount, withdrawn, elapsedMs);
+            }
+            catch (Exception ex) when (ex is not OperationCanceledException)
+            {
+                // Answers already leave superseded entries out (the floor is written); only storage cleanup is late.
+                ResolverLog.SnapshotCleanupFailed(logger, ex, command.Node.Name, part.Floor.Epoch, command.SnapshotId);
+            }
+        }
+
+        return part.Outcome == UpdateOutcome.Contended ? EventOutcome.Contended
+            : content == UpdateOutcome.Committed || part.Outcome == UpdateOutcome.Committed ? EventOutcome.Applied
+            : EventOutcome.Unchanged;
+    }
+}
+
+public sealed class RecordHeartbeatHandler(PeerMap map) : ICommandHandler<RecordHeartbeat, EventOutcome>
+{
+    public async ValueTask<EventOutcome> Handle(RecordHeartbeat command, CancellationToken cancellationToken) =>
+        (await map.TouchAsync(command.Node, command.Interval)).Outcome.ToEventOutcome();
+}
+
+internal static class UpdateOutcomeExtensions
+{
+    public static EventOutcome ToEventOutcome(this UpdateOutcome outcome) => outcome switch
+    {
+        UpdateOutcome.Committed => EventOutcome.Applied,
+        UpdateOutcome.Contended => EventOutcome.Contended,
+        _ => EventOutcome.Unchanged,
+    };
+}

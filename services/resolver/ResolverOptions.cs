@@ -1,0 +1,78 @@
+using Spegel.Core.Events;
+using Spegel.Hosting;
+
+namespace Spegel.Resolver;
+
+/// <summary>The resolver's settings (<c>Spegel:Resolver:*</c>).</summary>
+public sealed class ResolverOptions : IValidatableOptions
+{
+    public const string SectionName = "Spegel:Resolver";
+
+    /// <summary>The pub/sub component the content topic lives on (Dapr mode).</summary>
+    public string PubSub { get; set; } = ContentTopics.DefaultPubSub;
+
+    /// <summary>The topic indexers publish content events on.</summary>
+    public string Topic { get; set; } = ContentTopics.DefaultTopic;
+
+    /// <summary>The state store component that holds the map (Dapr mode).</summary>
+    public string StateStore { get; set; } = ContentTopics.DefaultStateStore;
+
+    /// <summary>A node heard from longer ago than this (by this resolver's clock) is left out of every answer.</summary>
+    public TimeSpan NodeTimeout { get; set; } = TimeSpan.FromSeconds(15);
+
+    /// <summary>The time to live of a node's record (refreshed by every event it sends); a node silent this long is forgotten.</summary>
+    public TimeSpan NodeRetention { get; set; } = TimeSpan.FromHours(24);
+
+    /// <summary>How long a withdrawal's tombstone is kept at least; longer than any redelivery of an older event can take.</summary>
+    public TimeSpan TombstoneRetention { get; set; } = TimeSpan.FromHours(1);
+
+    /// <summary>Holders confirmed within the same window of this size count as equally fresh, and are shuffled.</summary>
+    public TimeSpan FreshnessBucket { get; set; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>How long an event may spend winning compare-and-swap races before the resolver asks for a redelivery.</summary>
+    public TimeSpan UpdateTimeout { get; set; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>At most this many compare-and-swap attempts per update, within <see cref="UpdateTimeout"/>.</summary>
+    public int UpdateAttempts { get; set; } = 100;
+
+    /// <summary>How many keys a node's index of what it holds is split across (fixed for a cluster's lifetime).</summary>
+    public int IndexChunks { get; set; } = 16;
+
+    public IEnumerable<string> Validate()
+    {
+        foreach (var (name, value) in new[] { (nameof(PubSub), PubSub), (nameof(Topic), Topic), (nameof(StateStore), StateStore) })
+        {
+            if (string.IsNullOrWhiteSpace(value))
+            {
+                yield return $"{SectionName}:{name} must not be empty.";
+            }
+        }
+
+        foreach (var (name, value) in new[]
+                 {
+                     (nameof(NodeTimeout), NodeTimeout), (nameof(NodeRetention), NodeRetention), (nameof(TombstoneRetention), TombstoneRetention),
+                     (nameof(FreshnessBucket), FreshnessBucket), (nameof(UpdateTimeout), UpdateTimeout),
+                 })
+        {
+            if (value <= TimeSpan.Zero)
+            {
+                yield return $"{SectionName}:{name} must be a positive duration, not '{value}'.";
+            }
+        }
+
+        if (NodeRetention > TimeSpan.Zero && NodeRetention < NodeTimeout)
+        {
+            yield return $"{SectionName}:NodeRetention ({NodeRetention}) must not be shorter than {SectionName}:NodeTimeout ({NodeTimeout}).";
+        }
+
+        if (UpdateAttempts < 1)
+        {
+            yield return $"{SectionName}:UpdateAttempts must be at least 1, not {UpdateAttempts}.";
+        }
+
+        if (IndexChunks is < 1 or > 4096)
+        {
+            yield return $"{SectionName}:IndexChunks must be between 1 and 4096, not {IndexChunks}.";
+        }
+    }
+}

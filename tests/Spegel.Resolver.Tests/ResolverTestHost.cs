@@ -1,0 +1,103 @@
+using System.Collections.Concurrent;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Logging;
+using Spegel.Hosting;
+
+namespace Spegel.Resolver.Tests;
+
+/// <summary>The resolver as Program.cs builds it, on Kestrel at a free loopback port, with its log lines captured.</summary>
+public sealed class ResolverTestHost : IAsyncDisposable
+{
+    private readonly WebApplication _app;
+
+    private ResolverTestHost(WebApplication app, CapturedLogs logs, Uri address)
+    {
+        _app = app;
+        Logs = logs;
+        Address = address;
+        Client = new HttpClient { BaseAddress = address };
+    }
+
+    public Uri Address { get; }
+
+    public HttpClient Client { get; }
+
+    public CapturedLogs Logs { get; }
+
+    public IServiceProvider Services => _app.Services;
+
+    public static WebApplication Build(IDictionary<string, string?> settings, TimeProvider? time = null)
+    {
+        var builder = WebApplication.CreateBuilder(new WebApplicationOptions { EnvironmentName = "Testing" });
+        builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?> { ["Urls"] = "http://127.0.0.1:0", ["Spegel:Node:Name"] = "resolver-test" });
+        builder.Configuration.AddInMemoryCollection(settings);
+        builder.AddSpegelDefaults("resolver");
+        builder.AddResolver();
+        if (time is not null)
+        {
+            builder.Services.Replace(ServiceDescriptor.Singleton(time));
+        }
+
+        // Serilog writes JSON to the console; the tests read the same log events from a capturing factory instead.
+        var logs = new CapturedLogs();
+        builder.Services.RemoveAll<ILoggerFactory>();
+        builder.Services.AddSingleton(logs);
+        builder.Services.AddSingleton<ILoggerFactory>(_ => new LoggerFactory([logs]));
+
+        var app = builder.Build();
+        app.MapSpegelHealth();
+        app.MapResolver();
+        return app;
+    }
+
+    public static async Task<ResolverTestHost> StartAsync(IDictionary<string, string?>? settings = null, TimeProvider? time = null)
+    {
+        var app = Build(settings ?? new Dictionary<string, string?>(), time);
+        await app.StartAsync();
+        var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
+        return new ResolverTestHost(app, app.Services.GetRequiredService<CapturedLogs>(), new Uri(address));
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        Client.Dispose();
+        await _app.StopAsync();
+        await _app.DisposeAsync();
+    }
+}
+
+/// <summary>Log lines as (category, level, message).</summary>
+public sealed class CapturedLogs : ILoggerProvider
+{
+    private readonly ConcurrentQueue<(string Category, LogLevel Level, string Message)> _lines = new();
+
+    public IReadOnlyList<(string Category, LogLevel Level, string Message)> Lines => [.. _lines];
+
+    public ILogger CreateLogger(string categoryName) => new Logger(categoryName, this);
+
+    public void Dispose()
+    {
+    }
+
+    private sealed class Logger(string category, CapturedLogs owner) : ILogger
+    {
+        public IDisposable? BeginScope<TState>(TState state)
+            where TState : notnull => null;
+
+        public bool IsEnabled(LogLevel logLevel) => logLevel >= LogLevel.Information;
+
+        public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
+        {
+            if (IsEnabled(logLevel))
+            {
+                owner._lines.Enqueue((category, logLevel, formatter(state, exception)));
+            }
+        }
+    }
+}
