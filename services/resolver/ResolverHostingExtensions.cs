@@ -47,6 +47,10 @@ public static class ResolverHostingExtensions
         var pubSub = app.Configuration[$"{ResolverOptions.SectionName}:{nameof(ResolverOptions.PubSub)}"] ?? ContentTopics.DefaultPubSub;
         var topic = app.Configuration[$"{ResolverOptions.SectionName}:{nameof(ResolverOptions.Topic)}"] ?? ContentTopics.DefaultTopic;
 
+        // An envelope that is not even JSON fails inside the CloudEvents middleware, before any handler runs:
+        // answer DROP there too, so a poison message is dropped once instead of retried as a 500.
+        app.UseMiddleware<MalformedEnvelopeMiddleware>();
+
         // Unwraps structured CloudEvents (from the sidecar, or POSTed directly by a Standalone indexer).
         app.UseCloudEvents(new global::Dapr.CloudEventsMiddlewareOptions { ForwardCloudEventPropertiesAsHeaders = true, IncludedCloudEventPropertiesAsHeaders = ["id"] });
         app.MapSubscribeHandler();
