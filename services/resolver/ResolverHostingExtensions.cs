@@ -47,6 +47,9 @@ public static class ResolverHostingExtensions
         var pubSub = app.Configuration[$"{ResolverOptions.SectionName}:{nameof(ResolverOptions.PubSub)}"] ?? ContentTopics.DefaultPubSub;
         var topic = app.Configuration[$"{ResolverOptions.SectionName}:{nameof(ResolverOptions.Topic)}"] ?? ContentTopics.DefaultTopic;
 
+        // With APP_API_TOKEN set, only calls that came through the Dapr sidecar reach the routes below.
+        app.UseAppApiToken(app.Configuration[AppApiTokenMiddleware.EnvironmentVariable]);
+
         // An envelope that is not even JSON fails inside the CloudEvents middleware, before any handler runs:
         // answer DROP there too, so a poison message is dropped once instead of retried as a 500.
         app.UseMiddleware<MalformedEnvelopeMiddleware>();
