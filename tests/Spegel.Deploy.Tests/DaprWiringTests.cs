@@ -1,0 +1,135 @@
+using System.Globalization;
+using System.Text.Json.Nodes;
+using Spegel.Core.Events;
+
+namespace Spegel.Deploy.Tests;
+
+/// <summary>The Dapr side of the manifests: app-ids, ports, configuration and who may use which component.</summary>
+public class DaprWiringTests
+{
+    /// <summary>Which components each app-id uses: the indexer publishes, the resolver subscribes and keeps the map, the registry asks the resolver by service invocation and needs neither.</summary>
+    private static readonly Dictionary<string, string[]> Uses = new(StringComparer.Ordinal)
+    {
+        ["registry"] = [],
+        ["indexer"] = [ContentTopics.DefaultPubSub],
+        ["resolver"] = [ContentTopics.DefaultPubSub, ContentTopics.DefaultStateStore],
+    };
+
+    public static TheoryData<string> Overlays => RenderTests.Overlays;
+
+    public static TheoryData<string, string, int> Services => new()
+    {
+        { "registry", "registry", 5000 },
+        { "indexer", "indexer", 5001 },
+        { "resolver", "resolver", 5002 },
+    };
+
+    [Theory]
+    [MemberData(nameof(Overlays))]
+    public void Components_Overlay_AreScopedToExactlyTheAppsThatUseThem(string backend)
+    {
+        var manifest = Kustomize.Render(Kustomize.Overlay(backend));
+        var appIds = manifest.DaemonSets.Select(d => d.AppId!).ToHashSet(StringComparer.Ordinal);
+        Assert.Equal(Uses.Keys.Order(StringComparer.Ordinal), appIds.Order(StringComparer.Ordinal));
+
+        foreach (var component in manifest.DaprComponents)
+        {
+            var name = component.Str("metadata", "name")!;
+            var scopes = Scopes(component);
+            Assert.True(scopes.Count > 0, $"{name} has no scopes: every app-id in the namespace, the registry included, could use it");
+            Assert.All(scopes, s => Assert.True(appIds.Contains(s), $"{name} is scoped to '{s}', which no DaemonSet is"));
+            var users = Uses.Where(u => u.Value.Contains(name, StringComparer.Ordinal)).Select(u => u.Key);
+            Assert.Equal(users.Order(StringComparer.Ordinal), scopes.Order(StringComparer.Ordinal));
+        }
+    }
+
+    [Theory]
+    [MemberData(nameof(Overlays))]
+    public void Components_Overlay_HaveOneStateStoreAndOnePubSubNamedAsTheServicesExpect(string backend)
+    {
+        var manifest = Kustomize.Render(Kustomize.Overlay(backend));
+        var components = manifest.DaprComponents;
+
+        var state = Assert.Single(components, c => c.Str("spec", "type")!.StartsWith("state.", StringComparison.Ordinal));
+        var pubsub = Assert.Single(components, c => c.Str("spec", "type")!.StartsWith("pubsub.", StringComparison.Ordinal));
+        Assert.Equal(ContentTopics.DefaultStateStore, state.Str("metadata", "name"));
+        Assert.Equal(ContentTopics.DefaultPubSub, pubsub.Str("metadata", "name"));
+        Assert.Equal(2, components.Count);
+    }
+
+    [Theory]
+    [MemberData(nameof(Overlays))]
+    public void Resiliency_Overlay_TargetsExistingComponentsAndApps(string backend)
+    {
+        var manifest = Kustomize.Render(Kustomize.Overlay(backend));
+        var appIds = manifest.DaemonSets.Select(d => d.AppId!).ToHashSet(StringComparer.Ordinal);
+        var names = manifest.DaprComponents.Select(c => c.Str("metadata", "name")!).ToHashSet(StringComparer.Ordinal);
+
+        foreach (var resiliency in manifest.OfKind("Resiliency"))
+        {
+            Assert.All(Scopes(resiliency), s => Assert.Contains(s, appIds));
+            var targets = resiliency.At("spec", "targets", "components") as JsonObject ?? [];
+            Assert.All(targets.Select(t => t.Key), t => Assert.Contains(t, names));
+        }
+    }
+
+    [Theory]
+    [MemberData(nameof(Overlays))]
+    public void DaemonSets_Overlay_UseAConfigurationTheOverlayDefines(string backend)
+    {
+        var manifest = Kustomize.Render(Kustomize.Overlay(backend));
+        var configurations = manifest.OfKind("Configuration").Select(c => c.Str("metadata", "name")).ToList();
+
+        foreach (var daemonSet in manifest.DaemonSets)
+        {
+            Assert.Contains(daemonSet.Annotations.Str("dapr.io/config"), configurations);
+        }
+    }
+
+    [Theory]
+    [MemberData(nameof(Services))]
+    public void DaemonSet_Service_AppPortIsTheContainerPortAndTheListenPort(string component, string appId, int port)
+    {
+        var daemonSet = Kustomize.Render(Kustomize.Base).DaemonSet(component);
+        var app = daemonSet.App;
+        var env = PodEnvironment.Resolve(app);
+
+        Assert.Equal("true", daemonSet.Annotations.Str("dapr.io/enabled"));
+        Assert.Equal(appId, daemonSet.AppId);
+        Assert.Equal("http", daemonSet.Annotations.Str("dapr.io/app-protocol"));
+        Assert.Equal(port.ToString(CultureInfo.InvariantCulture), daemonSet.Annotations.Str("dapr.io/app-port"));
+        Assert.Equal(port.ToString(CultureInfo.InvariantCulture), Workload.Port(app, "http").Str("containerPort"));
+        // Every interface: the kubelet probes the pod IP, the sidecar calls 127.0.0.1, peers come through the hostPort.
+        Assert.Equal($"http://+:{port}", env["Urls"]);
+        // appsettings.json sets Urls, which wins over ASPNETCORE_URLS / HTTP_PORTS: those would be silently ignored.
+        Assert.DoesNotContain(env.Keys, k => k is "ASPNETCORE_URLS" or "ASPNETCORE_HTTP_PORTS" or "ASPNETCORE_HTTPS_PORTS");
+        Assert.DoesNotContain(PodEnvironment.CommandLine(app), a => a.StartsWith("--urls", StringComparison.Ordinal));
+        Assert.Equal("Dapr", env["Spegel__Transport"]);
+    }
+
+    [Fact]
+    public void DaemonSets_Base_HaveNoTokenSecretsSoTheyApplyWithoutOne()
+    {
+        var manifest = Kustomize.Render(Kustomize.Base);
+
+        foreach (var daemonSet in manifest.DaemonSets)
+        {
+            Assert.Null(daemonSet.Annotations.Str("dapr.io/api-token-secret"));
+            Assert.Null(daemonSet.Annotations.Str("dapr.io/app-token-secret"));
+            Assert.All(daemonSet.AllContainers, c => Assert.DoesNotContain("secretKeyRef", c.ToJsonString(), StringComparison.Ordinal));
+        }
+    }
+
+    [Fact]
+    public void DaemonSets_Base_NeedNoActorPlacement()
+    {
+        foreach (var daemonSet in Kustomize.Render(Kustomize.Base).DaemonSets)
+        {
+            Assert.Equal(string.Empty, daemonSet.Annotations.Str("dapr.io/placement-host-address"));
+            Assert.Equal("RuntimeDefault", daemonSet.Annotations.Str("dapr.io/sidecar-seccomp-profile-type"));
+            Assert.NotNull(daemonSet.Annotations.Str("dapr.io/sidecar-memory-limit"));
+        }
+    }
+
+    private static List<string> Scopes(JsonObject o) => PodEnvironment.Strings(o["scopes"]).ToList();
+}
