@@ -24,6 +24,8 @@ public static class SpegelDefaultsExtensions
     {
         ArgumentNullException.ThrowIfNull(builder);
 
+        // preserveStaticLogger: each host writes through its own logger, not Serilog's static one, so hosts sharing
+        // a process (tests) never write into each other's sinks.
         builder.Services.AddSerilog((services, logger) => logger
             .MinimumLevel.Information()
             .MinimumLevel.Override("Microsoft.AspNetCore", LogEventLevel.Warning)
@@ -31,13 +33,15 @@ public static class SpegelDefaultsExtensions
             .ReadFrom.Configuration(builder.Configuration)
             .Enrich.FromLogContext()
             .Enrich.WithProperty("service", serviceName)
-            .WriteTo.Console(new OperatorJsonFormatter()));
+            .WriteTo.Console(new OperatorJsonFormatter()), preserveStaticLogger: true);
 
         builder.Services.AddValidatedOptions<SpegelOptions>(SpegelOptions.SectionName);
         builder.Services.AddValidatedOptions<NodeOptions>(NodeOptions.SectionName);
         builder.Services.AddHealthChecks();
         builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(20));
         builder.Services.AddSingleton(TimeProvider.System);
+        builder.AddSpegelMetrics(serviceName);
+        builder.Services.AddDaprMetadataRegistration(serviceName);
         builder.Services.AddHostedService(sp => new LifetimeLogger(
             serviceName,
             sp.GetRequiredService<ILogger<LifetimeLogger>>(),

@@ -4,6 +4,7 @@ using Spegel.Core.Content;
 using Spegel.Core.State;
 using Spegel.Dapr;
 using Spegel.Hosting;
+using Spegel.Indexer.Observability;
 
 namespace Spegel.Indexer;
 
@@ -40,6 +41,7 @@ public static class IndexerHostingExtensions
         services.AddHostedService(sp => sp.GetRequiredService<EventOutbox>());
         services.AddSingleton<IndexerWorker>();
         services.AddHostedService(sp => sp.GetRequiredService<IndexerWorker>());
+        builder.AddIndexerObservability();
         services.AddHealthChecks().AddCheck<IndexerReadyCheck>("containerd", tags: [SpegelDefaultsExtensions.ReadyTag]);
         return builder;
     }
@@ -47,6 +49,7 @@ public static class IndexerHostingExtensions
     public static WebApplication MapIndexer(this WebApplication app)
     {
         ArgumentNullException.ThrowIfNull(app);
+        app.MapIndexerObservability();
         app.MapGet("/v1/status", (IndexerWorker worker, EventOutbox outbox) => Results.Json(new IndexerStatus(
             worker.Connected, worker.Images, worker.Digests, worker.Tags, worker.Reconnects, outbox.Epoch, outbox.Published, outbox.Pending)));
         return app;

@@ -3,6 +3,7 @@ using Spegel.Containerd;
 using Spegel.Core.Content;
 using Spegel.Hosting;
 using Spegel.Registry.Mirror;
+using Spegel.Registry.Observability;
 
 namespace Spegel.Registry;
 
@@ -21,6 +22,7 @@ public static class RegistryHostingExtensions
         services.AddSingleton<ILocalContent, ContainerdLocalContent>();
         services.AddSingleton<DistributionHandler>();
         AddMirror(builder);
+        builder.AddRegistryObservability();
         services.AddHealthChecks().AddCheck<ContainerdHealthCheck>("containerd", tags: [SpegelDefaultsExtensions.ReadyTag]);
 
         // Registry clients send large headers only by mistake or malice; keep Kestrel's limits tight.
@@ -77,6 +79,7 @@ public static class RegistryHostingExtensions
     {
         ArgumentNullException.ThrowIfNull(app);
         app.UseMiddleware<RequestLogMiddleware>();
+        app.MapRegistryObservability();
         app.Map("/v2", (HttpContext context, DistributionHandler handler) => handler.HandleAsync(context));
         app.Map("/v2/{**rest}", (HttpContext context, DistributionHandler handler) => handler.HandleAsync(context));
         return app;

@@ -7,6 +7,7 @@ using Spegel.Dapr;
 using Spegel.Hosting;
 using Spegel.Resolver.Events;
 using Spegel.Resolver.Lookup;
+using Spegel.Resolver.Observability;
 using Spegel.Resolver.State;
 
 namespace Spegel.Resolver;
@@ -25,6 +26,7 @@ public static class ResolverHostingExtensions
                 ? new DaprKeyValueStore(sp.GetRequiredService<DaprClient>(), sp.GetRequiredService<IOptions<ResolverOptions>>().Value.StateStore)
                 : new InMemoryKeyValueStore(sp.GetRequiredService<TimeProvider>()));
         builder.Services.AddResolverDomain();
+        builder.AddResolverMonitoring();
         return builder;
     }
 
@@ -37,6 +39,7 @@ public static class ResolverHostingExtensions
         services.AddSingleton<ContentEventDispatcher>();
         services.AddSingleton<ContentEventReceiver>();
         services.AddSingleton<PeersEndpoint>();
+        services.AddResolverObservability();
         return services;
     }
 
@@ -59,6 +62,7 @@ public static class ResolverHostingExtensions
         app.MapSubscribeHandler();
         app.MapPost(ContentTopics.SubscriptionRoute, (HttpRequest request, ContentEventReceiver receiver, CancellationToken ct) => receiver.ReceiveAsync(request, ct))
             .WithTopic(pubSub, topic);
+        app.MapResolverObservability();
         app.MapGet(Spegel.Core.Routing.PeersRoute.Path, (string? key, string? exclude, PeersEndpoint endpoint, CancellationToken ct) => endpoint.AnswerAsync(key, exclude, ct));
         return app;
     }

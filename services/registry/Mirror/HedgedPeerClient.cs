@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Net;
 using Microsoft.Extensions.Options;
 using Spegel.Core.Routing;
+using Spegel.Registry.Observability;
 
 namespace Spegel.Registry.Mirror;
 
@@ -40,7 +41,7 @@ public readonly record struct Acceptance(bool Accepted, string Outcome, byte[]? 
 /// streamed long after the pipeline would have returned, each attempt targets a different peer, and losers that
 /// answer late must still be disposed; the logic is the short loop below.
 /// </summary>
-public sealed class HedgedPeerClient(IHttpClientFactory clients, PeerHealth health, IOptions<MirrorOptions> options, TimeProvider time)
+public sealed class HedgedPeerClient(IHttpClientFactory clients, PeerHealth health, IOptions<MirrorOptions> options, TimeProvider time, RegistryMetrics metrics)
 {
     public const string ClientName = "peers";
 
@@ -79,6 +80,8 @@ public sealed class HedgedPeerClient(IHttpClientFactory clients, PeerHealth heal
                 var done = await Task.WhenAny(running.Select(r => (Task)r.Task).Append(hedge).Append(deadlineTask));
                 if (done == deadlineTask || deadline.IsCancellationRequested)
                 {
+                    // Peers still out when the budget ran out did not answer in time.
+                    metrics.PeerFailed(PeerFailureKind.Timeout, cancellationToken.IsCancellationRequested ? 0 : running.Count);
                     break;
                 }
 
@@ -157,6 +160,10 @@ public sealed class HedgedPeerClient(IHttpClientFactory clients, PeerHealth heal
             if (response.StatusCode != HttpStatusCode.NotFound)
             {
                 health.RecordFailure(peer);
+                if (!response.IsSuccessStatusCode)
+                {
+                    metrics.PeerFailed(PeerFailureKind.Status);
+                }
             }
         }
         catch (OperationCanceledException) when (cts.IsCancellationRequested)
@@ -166,6 +173,7 @@ public sealed class HedgedPeerClient(IHttpClientFactory clients, PeerHealth heal
         catch (Exception ex) when (ex is HttpRequestException or IOException or OperationCanceledException)
         {
             health.RecordFailure(peer);
+            metrics.PeerFailed(RegistryMetrics.Classify(ex));
             outcome = $"failed: {ex.Message}";
         }
 

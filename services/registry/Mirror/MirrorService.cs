@@ -3,6 +3,7 @@ using System.Net.Http.Headers;
 using Microsoft.Extensions.Options;
 using Spegel.Core;
 using Spegel.Core.Routing;
+using Spegel.Registry.Observability;
 
 namespace Spegel.Registry.Mirror;
 
@@ -19,6 +20,7 @@ public sealed partial class MirrorService(
     IOptions<MirrorOptions> mirrorOptions,
     IOptions<RegistryOptions> registryOptions,
     IHttpClientFactory clients,
+    RegistryMetrics metrics,
     ILogger<MirrorService> logger)
 {
     private readonly MirrorOptions options = mirrorOptions.Value;
@@ -165,6 +167,8 @@ public sealed partial class MirrorService(
 
     internal TimeSpan ReadTimeout => options.MirrorReadTimeout;
 
+    internal RegistryMetrics Metrics => metrics;
+
     /// <summary>One request to one peer, for resuming a transfer; bounded by the read timeout until headers arrive.</summary>
     internal async Task<HttpResponseMessage> SendToPeerAsync(HttpRequestMessage request, CancellationToken cancellationToken)
     {
@@ -178,6 +182,7 @@ public sealed partial class MirrorService(
         foreach (var peer in contributors)
         {
             health.RecordMismatch(peer);
+            metrics.PeerFailed(PeerFailureKind.DigestMismatch);
             LogMismatch(peer.Node, digest.ToString());
         }
     }

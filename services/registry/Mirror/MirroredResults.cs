@@ -3,6 +3,7 @@ using System.Net;
 using System.Security.Cryptography;
 using Spegel.Core;
 using Spegel.Core.Routing;
+using Spegel.Registry.Observability;
 
 namespace Spegel.Registry.Mirror;
 
@@ -93,12 +94,14 @@ internal sealed class MirroredBlobResult(PeerResponse winner, DistributionPath p
                         if (read == 0)
                         {
                             failure = "the peer closed the body early";
+                            mirror.Metrics.PeerFailed(PeerFailureKind.Reset);
                         }
                     }
                     catch (Exception ex) when (!aborted.IsCancellationRequested && ex is IOException or HttpRequestException or OperationCanceledException)
                     {
                         read = 0;
                         failure = ex is OperationCanceledException ? "the peer stalled" : ex.Message;
+                        mirror.Metrics.PeerFailed(RegistryMetrics.Classify(ex));
                     }
                 }
 
@@ -174,10 +177,13 @@ internal sealed class MirroredBlobResult(PeerResponse winner, DistributionPath p
                 {
                     return (await response.Content.ReadAsStreamAsync(aborted), response, peer);
                 }
+
+                mirror.Metrics.PeerFailed(PeerFailureKind.Status);
             }
             catch (Exception ex) when (!aborted.IsCancellationRequested && ex is IOException or HttpRequestException or OperationCanceledException)
             {
                 failure = ex.Message;
+                mirror.Metrics.PeerFailed(RegistryMetrics.Classify(ex));
             }
 
             response?.Dispose();

@@ -1,5 +1,6 @@
 using Microsoft.Extensions.Logging;
 using Spegel.Core.Events;
+using Spegel.Resolver.Observability;
 
 namespace Spegel.Resolver.Events;
 
@@ -20,7 +21,7 @@ public sealed partial class SubscriptionJsonContext : System.Text.Json.Serializa
 /// Dapr's status out. Malformed or unknown events are dropped with a log line (a retry cannot fix them);
 /// lost compare-and-swap races and store failures ask for redelivery.
 /// </summary>
-public sealed class ContentEventReceiver(ContentEventDispatcher dispatcher, ILogger<ContentEventReceiver> logger)
+public sealed class ContentEventReceiver(ContentEventDispatcher dispatcher, EventObserver observer, ILogger<ContentEventReceiver> logger)
 {
     public const string CloudEventIdHeader = "Cloudevent.id";
 
@@ -36,8 +37,11 @@ public sealed class ContentEventReceiver(ContentEventDispatcher dispatcher, ILog
         catch (Exception ex) when (ex is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
         {
             ResolverLog.EventFailed(logger, ex, id);
+            observer.Failed();
             return Respond(SubscriptionResponse.Retry);
         }
+
+        await observer.DispatchedAsync(result);
 
         if (result.Dropped)
         {
