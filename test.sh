@@ -16,12 +16,18 @@ declare -A NEEDED=(
   [skopeo]=skopeo
   [setsid]=util-linux
   [kubectl]=kubectl
+  [chromium]=chromium
 )
+# Packages with no command to look for: the cluster page screenshot needs a font.
+PACKAGES_WITHOUT_COMMAND=(fonts-dejavu-core)
 
 install_packages() {
   local missing=()
   for cmd in "${!NEEDED[@]}"; do
     command -v "$cmd" >/dev/null 2>&1 || missing+=("${NEEDED[$cmd]}")
+  done
+  for pkg in "${PACKAGES_WITHOUT_COMMAND[@]}"; do
+    dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
   done
   [ ${#missing[@]} -eq 0 ] && return 0
   mapfile -t missing < <(printf '%s\n' "${missing[@]}" | sort -u)
