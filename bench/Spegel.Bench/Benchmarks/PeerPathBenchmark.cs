@@ -1,0 +1,88 @@
+using System.Globalization;
+using Spegel.Bench.Infra;
+
+namespace Spegel.Bench.Benchmarks;
+
+/// <summary>
+/// B (issue 5): the blob through node 2's registry, which misses locally, asks the resolver and streams it from
+/// node 1's registry (hashing it on the way), against the same GET straight from node 1's registry.
+/// </summary>
+public sealed class PeerPathBenchmark : Benchmark
+{
+    public override string Name => "peer";
+
+    public override string Id => "B";
+
+    public override string Title => "Peer path (proxied) throughput";
+
+    public override string Issue => "5";
+
+    public override bool NeedsBlobImage => true;
+
+    public override async Task RunAsync(BenchContext context, BenchmarkReport report, CancellationToken ct)
+    {
+        ArgumentNullException.ThrowIfNull(context);
+        ArgumentNullException.ThrowIfNull(report);
+        var s = context.Settings;
+        var cluster = context.Cluster;
+        var image = cluster.Big!;
+        var layer = image.LargestLayer;
+        var sides = new List<(string Name, string Url)>
+        {
+            ("proxied (node 2 from node 1)", Cluster.BlobUrl(cluster.Registry2.Url, image, layer.Digest)),
+            ("direct (node 1)", Cluster.BlobUrl(cluster.Registry1.Url, image, layer.Digest)),
+        };
+        foreach (var side in sides)
+        {
+            await VerifyBlobAsync(side.Url, layer.Digest, layer.Size, ct);
+        }
+
+        report.Method =
+            $"GET of the {layer.Size / ProcStat.MiB:0.##} MiB blob for {s.LoadDuration.TotalSeconds:0.#} s per measurement, 1 and 8 clients, {context.Client.Description}. " +
+            "**proxied**: node 2's registry (its containerd empty) misses locally, looks the digest up in the resolver (Standalone, in memory; node 1 advertised by " +
+            "its real indexer after a `ctr` pull), and streams the blob from node 1's registry with `X-Spegel-Mirrored: true`, hashing it as it flows and holding " +
+            "the last chunk back until the digest matches (a whole-blob GET is always verified). **direct**: the same GET at node 1's registry. " +
+            "Both sides verified byte-exact first; rounds interleaved; ratios per round. All processes (client, node 1, node 2) share the same 2 cores.";
+
+        var pgids = new (string Name, int Pid)[] { ("node 1", cluster.Registry1.Pid), ("node 2", cluster.Registry2.Pid) };
+        foreach (var round in Rounds(s))
+        {
+            foreach (var clients in BlobServingBenchmark.Concurrency)
+            {
+                foreach (var side in Rotate(sides, round))
+                {
+                    var before = pgids.Select(p => ProcStat.GroupCpuSeconds(p.Pid)).ToArray();
+                    var load = await context.Client.RunAsync(side.Url, clients, s.LoadDuration, ct: ct);
+                    var cpu = pgids.Select((p, i) => ProcStat.GroupCpuSeconds(p.Pid) - before[i]).ToArray();
+                    if (load.Errors > 0)
+                    {
+                        throw new InvalidOperationException($"{side.Name} with {clients} clients: {load.Errors} errors. {load.Raw}");
+                    }
+
+                    var gib = load.Bytes / ProcStat.MiB / 1024;
+                    Log.Info(string.Create(CultureInfo.InvariantCulture, $"  B round {round}: {side.Name,-28} {clients} client(s): {load.MiBPerSecond,8:0} MiB/s  node1 {cpu[0] / gib:0.00} node2 {cpu[1] / gib:0.00} client {load.ClientCpuSeconds / gib:0.00} CPU-s/GiB"));
+                    if (round < 0)
+                    {
+                        continue;
+                    }
+
+                    var m = report.Measure($"{side.Name}, {clients} client{(clients == 1 ? "" : "s")}", "MiB/s");
+                    m.Rounds.Add(load.MiBPerSecond);
+                    m.AddExtra("node 1 registry CPU-s per GiB", cpu[0] / gib);
+                    m.AddExtra("node 2 registry CPU-s per GiB", cpu[1] / gib);
+                    m.AddExtra("client CPU-s per GiB", load.ClientCpuSeconds / gib);
+                }
+            }
+        }
+
+        foreach (var clients in BlobServingBenchmark.Concurrency)
+        {
+            var suffix = $"{clients} client{(clients == 1 ? "" : "s")}";
+            report.Ratio(
+                $"proxied / direct, {suffix}",
+                report.Measurements.First(m => m.Name == $"{sides[0].Name}, {suffix}"),
+                report.Measurements.First(m => m.Name == $"{sides[1].Name}, {suffix}"),
+                Target.AtLeast(0.7));
+        }
+    }
+}
