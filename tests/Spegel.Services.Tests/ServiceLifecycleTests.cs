@@ -1,5 +1,6 @@
 using System.Net;
 using System.Text.Json;
+using Spegel.TestRig;
 
 namespace Spegel.Services.Tests;
 
@@ -13,7 +14,8 @@ public class ServiceLifecycleTests
     [InlineData("Spegel.Resolver", "resolver")]
     public async Task Start_ThenSigterm_AnswersHealthzLogsJsonAndExitsZero(string project, string service)
     {
-        await using var process = ServiceProcess.Start(project, "--Spegel:Node:Name=node-a");
+        // The indexer needs a resolver URL in Standalone; nothing listens there, which it survives.
+        await using var process = SpegelServiceProcess.Start(project, "--Spegel:Node:Name=node-a", "--Spegel:Resolver:Url=http://127.0.0.1:9");
         await process.WaitForHealthyAsync(TimeSpan.FromSeconds(30));
 
         using var client = new HttpClient();
@@ -34,7 +36,7 @@ public class ServiceLifecycleTests
     [Fact]
     public async Task Start_InvalidOptions_ReportsEveryErrorAndExitsTwo()
     {
-        await using var process = ServiceProcess.Start(
+        await using var process = SpegelServiceProcess.Start(
             "Spegel.Resolver", "--Spegel:Node:Name=bad name!", "--Spegel:Node:Address=ftp://x", "--Spegel:Transport=Dapr");
         Assert.Equal(2, await process.WaitForExitAsync(TimeSpan.FromSeconds(30)));
 
@@ -50,7 +52,7 @@ public class ServiceLifecycleTests
     [Fact]
     public async Task Start_UnknownTransport_FailsWithoutStackTraceSpam()
     {
-        await using var process = ServiceProcess.Start("Spegel.Indexer", "--Spegel:Transport=Carrier-Pigeon");
+        await using var process = SpegelServiceProcess.Start("Spegel.Indexer", "--Spegel:Transport=Carrier-Pigeon");
         Assert.NotEqual(0, await process.WaitForExitAsync(TimeSpan.FromSeconds(30)));
         Assert.Contains(process.Lines, l => l.Contains("Spegel:Transport", StringComparison.Ordinal));
     }
