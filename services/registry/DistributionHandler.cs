@@ -1,3 +1,4 @@
+using Microsoft.Extensions.Primitives;
 using Microsoft.Extensions.Options;
 using Microsoft.Net.Http.Headers;
 using Spegel.Core;
@@ -168,6 +169,11 @@ public sealed partial class DistributionHandler(ILocalContent content, MirrorSer
 
         context.Response.Headers[ContentDigestHeader] = digest.ToString();
         var file = content.GetFilePath(digest);
+        if (file is not null && StringValues.IsNullOrEmpty(context.Request.Headers.Range))
+        {
+            return new FileBlobResult(file, info.Size);
+        }
+
         return file is not null
             ? Results.File(file, MediaTypes.OctetStream, enableRangeProcessing: true)
             : Results.Stream(new SeekableContentStream(info.Size, offset => content.OpenRead(digest, offset)), MediaTypes.OctetStream, enableRangeProcessing: true);

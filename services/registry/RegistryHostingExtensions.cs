@@ -45,6 +45,7 @@ public static class RegistryHostingExtensions
         services.AddSingleton<HedgedPeerClient>();
         services.AddSingleton<MirrorService>();
         services.AddSingleton<IPeerResolver, HttpPeerResolver>();
+        services.AddHostedService<MirrorWarmup>();
 
         // Peers: no redirects (an answer must come from the peer the resolver named), no decompression (bytes are
         // hashed as sent), a short connect timeout so a dead peer costs little; the hedging bounds the rest.

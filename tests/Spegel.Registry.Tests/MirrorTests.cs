@@ -43,7 +43,8 @@ public sealed class MirrorTests(ITestOutputHelper output) : IAsyncLifetime
 
     private async Task<RegistryApp> Node(string name, InMemoryLocalContent content)
     {
-        var app = await RegistryApp.StartAsync(content, $"--Spegel:Node:Name={name}", $"--Spegel:Resolver:Url={resolver.Url}");
+        // A generous budget: these tests are about behaviour, and a cold first request on a loaded machine can take a second.
+        var app = await RegistryApp.StartAsync(content, $"--Spegel:Node:Name={name}", $"--Spegel:Resolver:Url={resolver.Url}", "--Spegel:MirrorResolveTimeout=00:00:05");
         owned.Add(app);
         return app;
     }
@@ -154,17 +155,22 @@ public sealed class MirrorTests(ITestOutputHelper output) : IAsyncLifetime
         Answer(content.LayerDigest.ToString(), ("liar", liar.Url), ("honest", honest.Url.ToString()));
         var uri = new Uri($"/v2/library/app/blobs/{content.LayerDigest}", UriKind.Relative);
 
-        // The wrong bytes are never completed: reading the body fails instead of yielding a full, wrong blob.
-        await Assert.ThrowsAnyAsync<Exception>(async () =>
+        // The wrong bytes are never completed: either reading the body fails, or (when the honest peer won the
+        // hedge because the liar was slow on a loaded machine) the body is the right one. Never a full wrong blob.
+        try
         {
             using var first = await b.Client.GetAsync(uri);
-            _ = await first.Content.ReadAsByteArrayAsync();
-        });
+            Assert.Equal(content.LayerDigest.ToString(), Sha(await first.Content.ReadAsByteArrayAsync()));
+        }
+        catch (HttpRequestException)
+        {
+            // Aborted before the last chunk: what containerd sees as a broken transfer.
+        }
 
         using var second = await b.Client.GetAsync(uri);
         Assert.Equal(HttpStatusCode.OK, second.StatusCode);
         Assert.Equal(content.LayerDigest.ToString(), Sha(await second.Content.ReadAsByteArrayAsync()));
-        Assert.Equal(1, lies);
+        Assert.True(lies <= 1, $"the liar was asked {lies} times: after a lie it must be tried last");
     }
 
     [Fact]
@@ -205,6 +211,30 @@ public sealed class MirrorTests(ITestOutputHelper output) : IAsyncLifetime
         Assert.Equal(content.LayerDigest.ToString(), Sha(body));
         output.WriteLine($"stalled first peer: blob served in {clock.Elapsed.TotalMilliseconds:0} ms");
         Assert.True(clock.Elapsed < TimeSpan.FromSeconds(2), $"took {clock.Elapsed}");
+    }
+
+    [Fact]
+    public async Task Blob_StalledPeerLostAHedge_IsTriedLastAfterwards()
+    {
+        var content = new TestContent();
+        var honest = await Node("honest", content.Store);
+        var asked = 0;
+        var stalled = await FakePeer(async ctx =>
+        {
+            Interlocked.Increment(ref asked);
+            await Task.Delay(Timeout.Infinite, ctx.RequestAborted);
+        });
+        var b = await Node("b", new InMemoryLocalContent());
+        Answer(content.LayerDigest.ToString(), ("stalled", stalled.Url), ("honest", honest.Url.ToString()));
+
+        for (var i = 0; i < 5; i++)
+        {
+            using var response = await b.Client.GetAsync(new Uri($"/v2/library/app/blobs/{content.LayerDigest}", UriKind.Relative));
+            Assert.Equal(content.LayerDigest.ToString(), Sha(await response.Content.ReadAsByteArrayAsync()));
+        }
+
+        // Asked first once; afterwards the honest peer answers before the hedge delay would start the stalled one.
+        Assert.True(asked <= 2, $"the stalled peer was asked {asked} times in 5 requests");
     }
 
     [Fact]
@@ -276,7 +306,7 @@ public sealed class MirrorTests(ITestOutputHelper output) : IAsyncLifetime
         using var response = await b.Client.SendAsync(request);
 
         Assert.Equal(HttpStatusCode.NotFound, response.StatusCode);
-        Assert.Empty(resolverCalls);
+        Assert.DoesNotContain(content.LayerDigest.ToString(), resolverCalls);
     }
 
     [Fact]

@@ -54,7 +54,7 @@ public sealed class HedgedPeerClient(IHttpClientFactory clients, PeerHealth heal
     {
         var ordered = health.Order(peers).Take(options.Value.MirrorResolveRetries).ToList();
         var attempts = new List<PeerAttempt>();
-        var running = new List<(Task<PeerResponse?> Task, CancellationTokenSource Cts)>();
+        var running = new List<(Task<PeerResponse?> Task, CancellationTokenSource Cts, Peer Peer)>();
         using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         deadline.CancelAfter(budget);
         var deadlineTask = Task.Delay(Timeout.Infinite, deadline.Token);
@@ -63,7 +63,8 @@ public sealed class HedgedPeerClient(IHttpClientFactory clients, PeerHealth heal
         void StartNext()
         {
             var cts = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-            running.Add((AttemptAsync(ordered[started++], build, accept, attempts, cts), cts));
+            var peer = ordered[started++];
+            running.Add((AttemptAsync(peer, build, accept, attempts, cts), cts, peer));
         }
 
         try
@@ -80,8 +81,13 @@ public sealed class HedgedPeerClient(IHttpClientFactory clients, PeerHealth heal
                 var done = await Task.WhenAny(running.Select(r => (Task)r.Task).Append(hedge).Append(deadlineTask));
                 if (done == deadlineTask || deadline.IsCancellationRequested)
                 {
-                    // Peers still out when the budget ran out did not answer in time.
+                    // Peers still out when the budget ran out did not answer in time: try them last for a while.
                     metrics.PeerFailed(PeerFailureKind.Timeout, cancellationToken.IsCancellationRequested ? 0 : running.Count);
+                    if (!cancellationToken.IsCancellationRequested)
+                    {
+                        running.ForEach(r => health.RecordFailure(r.Peer));
+                    }
+
                     break;
                 }
 
@@ -96,6 +102,14 @@ public sealed class HedgedPeerClient(IHttpClientFactory clients, PeerHealth heal
                 var winner = await finished.Task;
                 if (winner is not null)
                 {
+                    // A peer asked before the winner and still silent lost to a later one: it is stalled or slow,
+                    // so it goes last for a while instead of costing a hedge delay on every request.
+                    var winnerOrder = ordered.IndexOf(winner.Peer);
+                    foreach (var loser in running.Where(r => ordered.IndexOf(r.Peer) < winnerOrder))
+                    {
+                        health.RecordFailure(loser.Peer);
+                    }
+
                     return (winner, Snapshot(attempts));
                 }
 
@@ -111,7 +125,7 @@ public sealed class HedgedPeerClient(IHttpClientFactory clients, PeerHealth heal
         finally
         {
             // Losers: cancel, and dispose whatever they still produce.
-            foreach (var (task, cts) in running)
+            foreach (var (task, cts, _) in running)
             {
                 await cts.CancelAsync();
                 _ = task.ContinueWith(

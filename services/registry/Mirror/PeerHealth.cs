@@ -15,6 +15,7 @@ public sealed class PeerHealth(IOptions<MirrorOptions> options, TimeProvider tim
     private static readonly TimeSpan FailurePenalty = TimeSpan.FromSeconds(10);
 
     private readonly ConcurrentDictionary<string, DateTimeOffset> penalised = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, DateTimeOffset> lied = new(StringComparer.Ordinal);
     private readonly double[] latencies = new double[Window];
     private readonly Lock gate = new();
     private int count;
@@ -56,16 +57,34 @@ public sealed class PeerHealth(IOptions<MirrorOptions> options, TimeProvider tim
 
     public void RecordFailure(Peer peer) => Penalise(peer, FailurePenalty);
 
-    public void RecordMismatch(Peer peer) => Penalise(peer, options.Value.MirrorBadPeerPenalty);
+    public void RecordMismatch(Peer peer)
+    {
+        ArgumentNullException.ThrowIfNull(peer);
+        lied[peer.Node] = time.GetUtcNow() + options.Value.MirrorBadPeerPenalty;
+        Penalise(peer, options.Value.MirrorBadPeerPenalty);
+    }
+
+    /// <summary>A peer that recently sent bytes not matching their digest.</summary>
+    public bool HasLied(Peer peer) =>
+        lied.TryGetValue(peer.Node, out var until) && until > time.GetUtcNow();
 
     public bool IsPenalised(Peer peer) =>
         penalised.TryGetValue(peer.Node, out var until) && until > time.GetUtcNow();
 
-    /// <summary>The resolver's order, with penalised peers moved to the end (in their own order).</summary>
+    /// <summary>
+    /// The resolver's order, with penalised peers moved to the end (in their own order). A peer that lied is left
+    /// out altogether while another candidate exists: even as a hedge it could win and send wrong bytes again.
+    /// </summary>
     public IReadOnlyList<Peer> Order(IReadOnlyList<Peer> peers)
     {
         ArgumentNullException.ThrowIfNull(peers);
-        return peers.Where(p => !IsPenalised(p)).Concat(peers.Where(IsPenalised)).ToList();
+        var candidates = peers.Where(p => !HasLied(p)).ToList();
+        if (candidates.Count == 0)
+        {
+            candidates = [.. peers];
+        }
+
+        return candidates.Where(p => !IsPenalised(p)).Concat(candidates.Where(IsPenalised)).ToList();
     }
 
     private void Penalise(Peer peer, TimeSpan duration) => penalised[peer.Node] = time.GetUtcNow() + duration;
