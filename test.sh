@@ -8,39 +8,13 @@ cd "$ROOT"
 export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1 DOTNET_SKIP_FIRST_TIME_EXPERIENCE=1
 CONFIG="${SPEGEL_CONFIGURATION:-Release}"
 
-# Debian packages the real-parts tests use: command name -> package.
-declare -A NEEDED=(
-  [containerd]=containerd
-  [ctr]=containerd
-  [docker-registry]=docker-registry
-  [skopeo]=skopeo
-  [setsid]=util-linux
-  [kubectl]=kubectl
-  [chromium]=chromium
-)
-# Packages with no command to look for: the cluster page screenshot needs a font.
-PACKAGES_WITHOUT_COMMAND=(fonts-dejavu-core)
+# Debian packages the real-parts tests use (scripts/install-deps.sh: containerd, docker-registry, skopeo,
+# util-linux, mount), plus kubectl for the deploy tests, chromium and a font (no command to look for) for the
+# cluster page screenshot.
+# shellcheck source=scripts/install-deps.sh
+source "$ROOT/scripts/install-deps.sh"
 
-install_packages() {
-  local missing=()
-  for cmd in "${!NEEDED[@]}"; do
-    command -v "$cmd" >/dev/null 2>&1 || missing+=("${NEEDED[$cmd]}")
-  done
-  for pkg in "${PACKAGES_WITHOUT_COMMAND[@]}"; do
-    dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
-  done
-  [ ${#missing[@]} -eq 0 ] && return 0
-  mapfile -t missing < <(printf '%s\n' "${missing[@]}" | sort -u)
-  echo "test.sh: installing ${missing[*]}"
-  if [ "$(id -u)" -ne 0 ]; then
-    echo "test.sh: need root to apt-get install ${missing[*]}" >&2
-    return 1
-  fi
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq && apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-}
-
-if ! install_packages; then
+if ! install_packages test.sh kubectl=kubectl chromium=chromium fonts-dejavu-core; then
   echo "0 passed, 1 failed"
   exit 1
 fi
