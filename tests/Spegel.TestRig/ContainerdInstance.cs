@@ -14,6 +14,12 @@ public sealed class ContainerdInstanceOptions
     public string? Snapshotter { get; init; }
 
     public TimeSpan StartTimeout { get; init; } = TimeSpan.FromSeconds(20);
+
+    /// <summary>
+    /// Where the instance keeps root, state, socket and config; a new temporary directory when null. A local
+    /// cluster puts it under its workdir so that everything it mounts is found and unmounted there.
+    /// </summary>
+    public string? Directory { get; init; }
 }
 
 /// <summary>
@@ -79,7 +85,9 @@ public sealed class ContainerdInstance : IAsyncDisposable
         _ = RequiredTools.Containerd;
         _ = RequiredTools.Ctr;
         var snapshotter = options.Snapshotter ?? (await DetectedSnapshotter.Value.ConfigureAwait(false)).Name;
-        var instance = new ContainerdInstance(RigDirectory.Create("ctrd"), options.Namespace, snapshotter, options.StartTimeout);
+        var directory = options.Directory ?? RigDirectory.Create("ctrd");
+        System.IO.Directory.CreateDirectory(directory);
+        var instance = new ContainerdInstance(directory, options.Namespace, snapshotter, options.StartTimeout);
         try
         {
             instance.WriteConfig();
@@ -95,7 +103,11 @@ public sealed class ContainerdInstance : IAsyncDisposable
 
     /// <summary>Runs <c>ctr --address &lt;socket&gt; -n &lt;namespace&gt; args…</c> (in <see cref="Namespace"/> unless another is given).</summary>
     public Task<CommandResult> CtrAsync(IEnumerable<string> args, TimeSpan? timeout = null, string? @namespace = null, CancellationToken ct = default) =>
-        ProcessRunner.RunAsync(RequiredTools.Ctr, new[] { "--address", Socket, "--namespace", @namespace ?? Namespace }.Concat(args), timeout, Directory, ct);
+        CtrAsync(Socket, @namespace ?? Namespace, args, timeout, ct);
+
+    /// <summary><c>ctr</c> against any containerd socket, for tools that do not own the instance (a cluster's CLI).</summary>
+    public static Task<CommandResult> CtrAsync(string socket, string @namespace, IEnumerable<string> args, TimeSpan? timeout = null, CancellationToken ct = default) =>
+        ProcessRunner.RunAsync(RequiredTools.Ctr, new[] { "--address", socket, "--namespace", @namespace }.Concat(args), timeout, null, ct);
 
     /// <summary>
     /// <c>ctr images pull</c> as kubelet would pull: this machine's platform, unpacked into <see cref="Snapshotter"/>.

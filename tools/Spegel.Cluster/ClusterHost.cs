@@ -44,13 +44,13 @@ internal sealed class ClusterHost : IAsyncDisposable
         [.. _nodes.Select(n => new NodeInfo(
             n.Name,
             n.Containerd.Socket,
-            NodeContainerd.Namespace,
+            n.Containerd.Namespace,
             n.Containerd.ContentPath,
             n.Containerd.Snapshotter,
             n.HostsDirectory,
             n.Registry!.Url,
             n.Indexer!.Url,
-            n.Containerd.Pid,
+            n.Containerd.ProcessId ?? 0,
             n.Registry.Pid,
             n.Indexer.Pid,
             n.Registry.LogPath,
@@ -88,7 +88,7 @@ internal sealed class ClusterHost : IAsyncDisposable
             var name = $"node-{i}";
             var directory = Path.Combine(Workdir, name);
             Directory.CreateDirectory(directory);
-            var containerd = await NodeContainerd.StartAsync(Path.Combine(directory, "containerd"), ct);
+            var containerd = await ContainerdInstance.StartAsync(new ContainerdInstanceOptions { Directory = Path.Combine(directory, "containerd") }, ct);
             return new Node(name, directory, containerd, Ports.GetFreeTcpPort());
         }).ToList();
         try
@@ -120,7 +120,7 @@ internal sealed class ClusterHost : IAsyncDisposable
                 $"--Spegel:Node:Address={node.RegistryUrl}",
                 $"--Spegel:Containerd:Socket={node.Containerd.Socket}",
                 $"--Spegel:Containerd:ContentPath={node.Containerd.ContentPath}",
-                $"--Spegel:Containerd:Namespace={NodeContainerd.Namespace}",
+                $"--Spegel:Containerd:Namespace={node.Containerd.Namespace}",
                 $"--Spegel:Resolver:Url={_resolver.Url}",
             ];
             node.Registry = SpegelServiceProcess.Start(new SpegelServiceOptions
@@ -147,13 +147,13 @@ internal sealed class ClusterHost : IAsyncDisposable
         await Task.WhenAll(services.Select(s => s.WaitForReadyAsync(timeout, ct)));
     }
 
-    private sealed class Node(string name, string directory, NodeContainerd containerd, int registryPort)
+    private sealed class Node(string name, string directory, ContainerdInstance containerd, int registryPort)
     {
         public string Name { get; } = name;
 
         public string Directory { get; } = directory;
 
-        public NodeContainerd Containerd { get; } = containerd;
+        public ContainerdInstance Containerd { get; } = containerd;
 
         public int RegistryPort { get; } = registryPort;
 

@@ -1,3 +1,4 @@
+using Spegel.TestRig;
 using System.Diagnostics;
 using System.Text.Json;
 
@@ -54,8 +55,9 @@ internal static class Puller
     {
         var offset = File.Exists(node.RegistryLog) ? new FileInfo(node.RegistryLog).Length : 0;
         var clock = Stopwatch.StartNew();
-        var result = await NodeContainerd.Ctr(
+        var result = await ContainerdInstance.CtrAsync(
             node.ContainerdSocket,
+            node.ContainerdNamespace,
             ["images", "pull", "--snapshotter", node.Snapshotter, "--plain-http", "--hosts-dir", node.HostsDirectory, image],
             TimeSpan.FromSeconds(150),
             ct);
