@@ -20,6 +20,7 @@ public static class RegistryHostingExtensions
             sp.GetRequiredService<IOptions<ContainerdOptions>>().Value,
             sp.GetRequiredService<ILogger<ContainerdClient>>()));
         services.AddSingleton<ILocalContent, ContainerdLocalContent>();
+        services.AddPrivateContentPolicy();
         services.AddSingleton<DistributionHandler>();
         AddMirror(builder);
         builder.AddRegistryObservability();

@@ -26,6 +26,8 @@ internal sealed class RegistryApp : IAsyncDisposable
 
     public HttpClient Client { get; }
 
+    public IServiceProvider Services => app.Services;
+
     public static async Task<RegistryApp> StartAsync(ILocalContent content, params string[] args)
     {
         var builder = WebApplication.CreateBuilder(["--urls", "http://127.0.0.1:0", .. args]);

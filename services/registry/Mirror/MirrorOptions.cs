@@ -31,6 +31,16 @@ public sealed class MirrorOptions : IValidatableOptions
     /// <summary>How long a peer that served bytes not matching their digest is tried last.</summary>
     public TimeSpan MirrorBadPeerPenalty { get; set; } = TimeSpan.FromMinutes(5);
 
+    /// <summary>
+    /// A whole blob whose peer-advertised size is at most this is read completely and verified before a byte is
+    /// sent, so a lying or dying peer is replaced by the next one within the same request instead of breaking the
+    /// client's pull. Larger blobs stream (verified as they flow, aborted on a mismatch). 0 turns it off.
+    /// </summary>
+    public long MirrorVerifyBeforeSendBytes { get; set; } = 32L * 1024 * 1024;
+
+    /// <summary>How many blobs may be held for verification at once (bounds memory); past it, blobs stream.</summary>
+    public int MirrorVerifyConcurrency { get; set; } = 4;
+
     public IEnumerable<string> Validate()
     {
         if (MirrorResolveRetries is < 1 or > 20)
@@ -61,6 +71,16 @@ public sealed class MirrorOptions : IValidatableOptions
         if (MirrorLookupCacheTtl < TimeSpan.Zero || MirrorLookupCacheTtl > TimeSpan.FromMinutes(1))
         {
             yield return $"Spegel:MirrorLookupCacheTtl must be between 0 and 1 minute, not {MirrorLookupCacheTtl}.";
+        }
+
+        if (MirrorVerifyBeforeSendBytes is < 0 or > 1024L * 1024 * 1024)
+        {
+            yield return $"Spegel:MirrorVerifyBeforeSendBytes must be between 0 (off) and 1 GiB, not {MirrorVerifyBeforeSendBytes}.";
+        }
+
+        if (MirrorVerifyConcurrency is < 1 or > 256)
+        {
+            yield return $"Spegel:MirrorVerifyConcurrency must be between 1 and 256, not {MirrorVerifyConcurrency}.";
         }
     }
 }

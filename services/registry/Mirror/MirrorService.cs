@@ -9,9 +9,10 @@ namespace Spegel.Registry.Mirror;
 
 /// <summary>
 /// The mirror path: on a local miss, ask the resolver who holds the key, fetch it from a peer (hedged, bounded by
-/// <see cref="MirrorOptions.MirrorResolveTimeout"/>), and stream it through verified and resumable. When nothing
-/// answers in time the result is a fast 404, so containerd goes to the next host: the mirror never makes a pull
-/// fail that would have succeeded without it.
+/// <see cref="MirrorOptions.MirrorResolveTimeout"/>), and serve it verified: a small whole blob is read and checked
+/// before a byte is sent (<see cref="MirrorOptions.MirrorVerifyBeforeSendBytes"/>), anything else streams through
+/// verified and resumable. When nothing answers in time the result is a fast 404, so containerd goes to the next
+/// host: the mirror must not make a pull fail that would have succeeded without it.
 /// </summary>
 public sealed partial class MirrorService(
     IPeerResolver resolver,
@@ -24,6 +25,9 @@ public sealed partial class MirrorService(
     ILogger<MirrorService> logger)
 {
     private readonly MirrorOptions options = mirrorOptions.Value;
+
+    // Bounds the memory verify-before-send holds: at most this many blobs of at most the threshold each.
+    private readonly VerifySlots verifySlots = new(mirrorOptions.Value.MirrorVerifyConcurrency);
 
     public async Task<IResult> ServeAsync(HttpContext context, DistributionPath path, RequestLogFeature log)
     {
@@ -66,6 +70,12 @@ public sealed partial class MirrorService(
             return Miss(path, key, log, "no peer answered in time", attempts);
         }
 
+        var wholeGet = range.Length == 0 && !isHead;
+        if (!isManifest && wholeGet && CanVerifyBeforeSend(winner) && verifySlots.TryAcquire() is { } slot)
+        {
+            return await ServeVerifiedAsync(context, path, key, log, found.Peers, winner, [.. attempts], slot);
+        }
+
         log.Source = winner.Peer.Node;
         context.Response.RegisterForDispose(winner);
         if (isManifest)
@@ -74,7 +84,109 @@ public sealed partial class MirrorService(
         }
 
         var remaining = health.Order(found.Peers).Where(p => p.Node != winner.Peer.Node).ToList();
-        return new MirroredBlobResult(winner, path, remaining, range.Length == 0 && !isHead, this);
+        return new MirroredBlobResult(winner, path, remaining, wholeGet, this);
+    }
+
+    /// <summary>Slots taken by verify-before-send right now; zero when no request holds a buffered blob.</summary>
+    internal int VerifySlotsInUse => verifySlots.InUse;
+
+    private bool CanVerifyBeforeSend(PeerResponse winner) =>
+        options.MirrorVerifyBeforeSendBytes > 0
+        && winner.Response.StatusCode == HttpStatusCode.OK
+        && winner.Response.Content.Headers.ContentLength is { } length
+        && length <= options.MirrorVerifyBeforeSendBytes;
+
+    /// <summary>
+    /// Verify-before-send: read the winner's whole body into pooled memory and hash it; only bytes that match are
+    /// sent. A peer that lies, dies or stalls mid-body is penalised and the next peer is asked within this same
+    /// request, so containerd sees one clean 200 or a fast 404 (and goes upstream) — never a reset mid-transfer,
+    /// which fails its pull outright and can leave a partial ingest of wrong bytes behind.
+    /// </summary>
+    private async Task<IResult> ServeVerifiedAsync(
+        HttpContext context, DistributionPath path, string key, RequestLogFeature log, IReadOnlyList<Peer> candidates, PeerResponse winner, List<PeerAttempt> attempts, VerifySlot slot)
+    {
+        var digest = path.Digest!.Value;
+        var aborted = context.RequestAborted;
+        var tried = new HashSet<string>(StringComparer.Ordinal);
+        try
+        {
+            for (var round = 1; ; round++)
+            {
+                tried.Add(winner.Peer.Node);
+                var started = TimeProvider.System.GetTimestamp();
+                string outcome;
+                using (winner)
+                {
+                    PooledBody? body = null;
+                    try
+                    {
+                        body = await PooledBody.ReadAsync(winner.Response.Content, winner.Response.Content.Headers.ContentLength!.Value, digest, options.MirrorReadTimeout, aborted);
+                        if (body.Digest == digest)
+                        {
+                            var result = new VerifiedBlobResult(body, slot, digest);
+                            body = null;
+                            context.Response.RegisterForDispose(result);
+                            log.Source = winner.Peer.Node;
+                            return result;
+                        }
+
+                        ReportMismatch([winner.Peer], digest);
+                        outcome = "blob bytes do not match their digest";
+                    }
+                    catch (Exception ex) when (!aborted.IsCancellationRequested && ex is IOException or HttpRequestException or OperationCanceledException)
+                    {
+                        health.RecordFailure(winner.Peer);
+                        metrics.PeerFailed(RegistryMetrics.Classify(ex));
+                        outcome = ex is OperationCanceledException ? "failed mid-body: the peer stalled" : $"failed mid-body: {ex.Message}";
+                    }
+                    finally
+                    {
+                        body?.Dispose();
+                    }
+                }
+
+                attempts.Add(new PeerAttempt(winner.Peer.Node, outcome, Math.Round(TimeProvider.System.GetElapsedTime(started).TotalMilliseconds, 3)));
+                LogVerifyRetry(winner.Peer.Node, key, outcome);
+                var rest = candidates.Where(p => !tried.Contains(p.Node)).ToList();
+                if (rest.Count == 0 || round >= options.MirrorResolveRetries)
+                {
+                    slot.Dispose();
+                    return Miss(path, key, log, "no peer delivered verified bytes", attempts);
+                }
+
+                // Each new peer gets the full header budget: the previous one used it up streaming a body, and a
+                // stalled peer is still bounded by it (headers) and by the read timeout (body).
+                var (next, more) = await peers.SendAsync(
+                    rest,
+                    peer => BuildRequest(peer, path, HttpMethod.Get, null, offset: null, end: null),
+                    (_, response, _) => Task.FromResult(AcceptBlob(response)),
+                    options.MirrorResolveTimeout,
+                    aborted);
+                attempts.AddRange(more);
+                tried.UnionWith(more.Where(a => a.Outcome is not ("ok" or "cancelled")).Select(a => a.Node));
+                if (next is null)
+                {
+                    slot.Dispose();
+                    return Miss(path, key, log, "no peer delivered verified bytes", attempts);
+                }
+
+                winner = next;
+                if (!CanVerifyBeforeSend(winner))
+                {
+                    // This peer advertises a size past the threshold (or no size): stream it as any large blob.
+                    slot.Dispose();
+                    log.Source = winner.Peer.Node;
+                    context.Response.RegisterForDispose(winner);
+                    var spares = health.Order(candidates).Where(p => !tried.Contains(p.Node) && p.Node != winner.Peer.Node).ToList();
+                    return new MirroredBlobResult(winner, path, spares, verify: true, this);
+                }
+            }
+        }
+        catch
+        {
+            slot.Dispose();
+            throw;
+        }
     }
 
     internal static HttpRequestMessage BuildRequest(Peer peer, DistributionPath path, HttpMethod method, string? range, long? offset, long? end)
@@ -211,6 +323,9 @@ public sealed partial class MirrorService(
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "peer failed mid-transfer, resuming {peer} {next} {offset} {error}")]
     private partial void LogResume(string peer, string next, long offset, string error);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "peer failed verify-before-send, trying the next {peer} {key} {outcome}")]
+    private partial void LogVerifyRetry(string peer, string key, string outcome);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "mirror transfer failed, aborting response {key} {offset} {error}")]
     private partial void LogTransferFailed(string key, long offset, string error);

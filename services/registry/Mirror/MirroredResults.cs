@@ -36,7 +36,9 @@ internal sealed class MirroredManifestResult(PeerResponse winner) : IResult
 /// A blob streamed from a peer. A peer that fails or stalls mid-body is replaced by the next one with a Range
 /// request from the same offset, so the client sees one unbroken response. A whole blob is hashed as it flows and
 /// its last chunk held back until the hash matches: bytes that do not match their digest are never completed to the
-/// client (the connection is aborted instead, so containerd discards them and retries elsewhere).
+/// client (the connection is aborted instead). Only ranges and blobs too large (or too many at once) for
+/// <see cref="VerifiedBlobResult"/> come here: an abort this late fails containerd's pull, the price of not holding
+/// a large blob in memory before its first byte is sent.
 /// </summary>
 internal sealed class MirroredBlobResult(PeerResponse winner, DistributionPath path, IReadOnlyList<Peer> spares, bool verify, MirrorService mirror) : IResult
 {
