@@ -5,7 +5,7 @@ using Spegel.Core.Content;
 namespace Spegel.Containerd;
 
 /// <summary>The node's containerd as the indexer's <see cref="IContentWatcher"/>: image events, and images walked to the blobs present.</summary>
-public sealed class ContainerdContentWatcher(ContainerdClient client) : IContentWatcher
+public sealed class ContainerdContentWatcher(ContainerdClient client, PrivateContentPolicy? privacy = null) : IContentWatcher
 {
     private const long MaxManifestBytes = 4 * 1024 * 1024;
 
@@ -86,7 +86,9 @@ public sealed class ContainerdContentWatcher(ContainerdClient client) : IContent
         var walk = await ImageWalker.WalkAsync(image.Target, FetchManifestAsync, ExistsAsync, cancellationToken);
 
         // Only a plain tag name is a tag reference; CRI also stores images under digest names and image IDs.
+        // A private image's tag is never advertised; its blobs were already left out by the walk.
         var tag = Reference.TryParse(image.Name, out var reference) && reference.Tag is not null && reference.Digest is null
+            && privacy?.IsPrivate(reference) != true && walk.Present.Any(d => d.Digest == image.Target.Digest)
             ? reference
             : null;
         return new ImageContent(image.Name, tag, image.Target.Digest, walk.Present.Select(d => d.Digest).ToList());
@@ -94,6 +96,12 @@ public sealed class ContainerdContentWatcher(ContainerdClient client) : IContent
 
     private async ValueTask<ReadOnlyMemory<byte>?> FetchManifestAsync(Descriptor descriptor, CancellationToken cancellationToken)
     {
+        // Private manifests count as absent: neither they nor anything only they lead to is advertised.
+        if (privacy is { IsEnabled: true } && await client.GetContentInfoAsync(descriptor.Digest, cancellationToken) is { } info && privacy.IsPrivate(info.Labels))
+        {
+            return null;
+        }
+
         try
         {
             var bytes = await client.ReadAllAsync(descriptor.Digest, MaxManifestBytes, cancellationToken);
@@ -107,5 +115,5 @@ public sealed class ContainerdContentWatcher(ContainerdClient client) : IContent
     }
 
     private async ValueTask<bool> ExistsAsync(Descriptor descriptor, CancellationToken cancellationToken) =>
-        await client.GetContentInfoAsync(descriptor.Digest, cancellationToken) is not null;
+        await client.GetContentInfoAsync(descriptor.Digest, cancellationToken) is { } info && privacy?.IsPrivate(info.Labels) != true;
 }

@@ -4,7 +4,7 @@ using Spegel.Core.Content;
 namespace Spegel.Containerd;
 
 /// <summary>The node's containerd as the registry's <see cref="ILocalContent"/>.</summary>
-public sealed class ContainerdLocalContent(ContainerdClient client) : ILocalContent
+public sealed class ContainerdLocalContent(ContainerdClient client, PrivateContentPolicy? privacy = null) : ILocalContent
 {
     // containerd labels a manifest or index with references to its children for garbage collection
     // (gc.ref.content.config, .l.N, .m.N); configs and layers never carry these.
@@ -26,7 +26,7 @@ public sealed class ContainerdLocalContent(ContainerdClient client) : ILocalCont
         }
 
         var isManifest = info.Labels.Keys.Any(k => k.StartsWith(ChildContentLabelPrefix, StringComparison.Ordinal));
-        return new LocalContentInfo(info.Digest, info.Size, isManifest);
+        return new LocalContentInfo(info.Digest, info.Size, isManifest, privacy?.IsPrivate(info.Labels) ?? false);
     }
 
     public Task<byte[]?> ReadAllAsync(Digest digest, long maxBytes, CancellationToken cancellationToken) =>

@@ -22,6 +22,7 @@ public static class IndexerHostingExtensions
             sp.GetRequiredService<IOptions<ContainerdOptions>>().Value,
             sp.GetRequiredService<ILogger<ContainerdClient>>()));
         services.AddSingleton<IContentWatcher, ContainerdContentWatcher>();
+        services.AddPrivateContentPolicy();
 
         var transport = builder.Configuration.GetSection(SpegelOptions.SectionName).Get<SpegelOptions>() ?? new SpegelOptions();
         if (transport.TransportKind == Transport.Dapr)

@@ -11,7 +11,7 @@ namespace Spegel.Registry;
 /// The OCI distribution read API over the node's own content: <c>/v2/</c>, manifests by tag or digest, blobs by
 /// digest with ranges. Client mistakes are 4xx with the spec's error body; an unreachable containerd is a fast 503.
 /// </summary>
-public sealed partial class DistributionHandler(ILocalContent content, MirrorService mirror, IOptions<RegistryOptions> options, ILogger<DistributionHandler> logger)
+public sealed partial class DistributionHandler(ILocalContent content, MirrorService mirror, PrivateContentPolicy privacy, IOptions<RegistryOptions> options, ILogger<DistributionHandler> logger)
 {
     public const string MirroredHeader = "X-Spegel-Mirrored";
     public const string DistributionApiVersionHeader = "Docker-Distribution-API-Version";
@@ -60,8 +60,22 @@ public sealed partial class DistributionHandler(ILocalContent content, MirrorSer
 
         // A peer asking (X-Spegel-Mirrored) is answered from local content only, so requests never loop.
         var fromPeer = string.Equals(request.Headers[MirroredHeader], "true", StringComparison.OrdinalIgnoreCase);
+
+        // Private repositories stay off the peer path both ways: not served to peers, not fetched from them.
+        if (path.Reference is { } named && privacy.IsPrivate(named) && (fromPeer || path.Digest is null || !await IsHeldAsync(path, context.RequestAborted)))
+        {
+            log.Source = "private";
+            return NotFound(path, "private repository: kept off the peer path (Spegel:PrivateRepositories)");
+        }
+
         try
         {
+            if (fromPeer && privacy.IsEnabled && path.Digest is { } digest && await content.GetInfoAsync(digest, context.RequestAborted) is { IsPrivate: true })
+            {
+                log.Source = "private";
+                return NotFound(path, "private content is not served to peers (Spegel:PrivateRepositories)");
+            }
+
             var local = path.Kind == DistributionPathKind.Manifest
                 ? await ServeManifestAsync(context, path)
                 : await ServeBlobAsync(context, path);
@@ -87,6 +101,9 @@ public sealed partial class DistributionHandler(ILocalContent content, MirrorSer
 
         return await mirror.ServeAsync(context, path, log);
     }
+
+    private async Task<bool> IsHeldAsync(DistributionPath path, CancellationToken cancellationToken) =>
+        path.Digest is { } digest && await content.GetInfoAsync(digest, cancellationToken) is not null;
 
     private string? Refused(DistributionPath path)
     {

@@ -25,7 +25,8 @@ public interface ILocalContent
 
 /// <summary>What the node knows about a blob it holds.</summary>
 /// <param name="IsManifest">True when the store knows the blob is a manifest or index, false when it knows it is not, null when it cannot tell.</param>
-public sealed record LocalContentInfo(Digest Digest, long Size, bool? IsManifest);
+/// <param name="IsPrivate">True when the blob came only from private repositories (<see cref="PrivateContentPolicy"/>): never served to peers.</param>
+public sealed record LocalContentInfo(Digest Digest, long Size, bool? IsManifest, bool IsPrivate = false);
 
 /// <summary>The local content store (containerd) cannot be reached; the message says where and why.</summary>
 public sealed class ContentStoreUnavailableException : Exception

@@ -6,14 +6,14 @@ namespace Spegel.Core.Content;
 public sealed class InMemoryLocalContent : ILocalContent
 {
     private readonly ConcurrentDictionary<string, Descriptor> tags = new(StringComparer.Ordinal);
-    private readonly ConcurrentDictionary<Digest, (byte[] Bytes, bool IsManifest)> blobs = new();
+    private readonly ConcurrentDictionary<Digest, (byte[] Bytes, bool IsManifest, bool IsPrivate)> blobs = new();
 
     /// <summary>Stores a blob and returns its digest.</summary>
-    public Digest Add(byte[] bytes, bool isManifest = false)
+    public Digest Add(byte[] bytes, bool isManifest = false, bool isPrivate = false)
     {
         ArgumentNullException.ThrowIfNull(bytes);
         var digest = Digest.ComputeSha256(bytes);
-        blobs[digest] = (bytes, isManifest);
+        blobs[digest] = (bytes, isManifest, isPrivate);
         return digest;
     }
 
@@ -32,7 +32,7 @@ public sealed class InMemoryLocalContent : ILocalContent
     }
 
     public Task<LocalContentInfo?> GetInfoAsync(Digest digest, CancellationToken cancellationToken) =>
-        Task.FromResult(blobs.TryGetValue(digest, out var b) ? new LocalContentInfo(digest, b.Bytes.LongLength, b.IsManifest) : null);
+        Task.FromResult(blobs.TryGetValue(digest, out var b) ? new LocalContentInfo(digest, b.Bytes.LongLength, b.IsManifest, b.IsPrivate) : null);
 
     public Task<byte[]?> ReadAllAsync(Digest digest, long maxBytes, CancellationToken cancellationToken)
     {
