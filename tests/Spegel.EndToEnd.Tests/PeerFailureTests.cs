@@ -145,14 +145,12 @@ public sealed class PeerFailureTests(ITestOutputHelper output)
     /// to the output attempt by attempt. Asserted: wrong bytes are never committed, the lies were caught, and the
     /// pull succeeds within the allowed attempts. With the upstream down one retry is allowed — made, as kubelet's
     /// back-off would, once containerd has dropped the failed attempt's ingest — and must come from the honest peer.
-    /// With the upstream up the first pull should succeed (it does not today: the skipped case).
+    /// With the upstream up the first pull must succeed: blobs under Spegel:MirrorVerifyBeforeSendBytes are verified
+    /// before the first byte, so the lie becomes a clean 404 (or the next peer) and containerd goes on.
     /// </summary>
     [Theory]
     [InlineData(false, 2)]
-    [InlineData(true, 1, Skip = "Known limitation, see the report of 2026-11-30: a lie caught after the response has started (any blob larger "
-        + "than one read) is an aborted body to containerd 1.6, which fails the pull there and then — it falls back to the next host only when "
-        + "a request fails before its headers — so the mirror makes this pull fail although the upstream is up. Enable once small blobs are "
-        + "verified before the first byte is sent (and large ones are spooled or otherwise handled).")]
+    [InlineData(true, 1)]
     public async Task Pull_LyingPeerListedFirst_WrongBytesNeverCommittedAndPullSucceedsFromHonestSource(bool upstreamUp, int allowedAttempts)
     {
         await using var upstream = await UpstreamRegistry.StartAsync();
