@@ -10,19 +10,21 @@ using Xunit.Abstractions;
 namespace Spegel.EndToEnd.Tests;
 
 /// <summary>
-/// Issue 4, Standalone: the indexer follows a real containerd and the resolver's answers follow the indexer —
+/// Issue 4 (Standalone; pull and removal also over Dapr): the indexer follows a real containerd and the resolver's answers follow the indexer —
 /// within a second of a pull or a removal, and within the node timeout of an indexer's death.
 /// </summary>
 public sealed class IndexerDiscoveryTests(ITestOutputHelper output)
 {
     private static readonly TimeSpan OneSecond = TimeSpan.FromSeconds(1);
 
-    [Fact]
-    public async Task Pull_OnEachOfTwoNodes_ResolverListsNodeForEveryDigestAndTagWithinOneSecond()
+    [Theory]
+    [InlineData(ClusterTransport.Standalone)]
+    [InlineData(ClusterTransport.Dapr)]
+    public async Task Pull_OnEachOfTwoNodes_ResolverListsNodeForEveryDigestAndTagWithinOneSecond(ClusterTransport transport)
     {
         await using var upstream = await UpstreamRegistry.StartAsync();
         var building = new TestImages(upstream).SmallImagesAsync();
-        await using var cluster = await LocalCluster.StartAsync(upstream, new LocalClusterOptions { Nodes = 2 });
+        await using var cluster = await LocalCluster.StartAsync(upstream, new LocalClusterOptions { Nodes = 2, Transport = transport });
         var images = await building;
         var resolver = cluster.ResolverApi;
 
@@ -37,7 +39,7 @@ public sealed class IndexerDiscoveryTests(ITestOutputHelper output)
                 (await node.PullAsync(image.Reference)).EnsureSuccess();
                 var elapsed = await Discovery.WaitAsync(resolver, node.Name, Content.Keys(image), listed: true, TimeSpan.FromSeconds(5), cluster.Describe);
                 var first = image == images[0];
-                output.WriteLine($"{node.Name} {image.Repository}: listed for {Content.Keys(image).Count} keys {elapsed.TotalMilliseconds:0} ms after the pull finished{(first ? " (the indexer's first event since it started)" : string.Empty)}");
+                output.WriteLine($"[{transport}] {node.Name} {image.Repository}: listed for {Content.Keys(image).Count} keys {elapsed.TotalMilliseconds:0} ms after the pull finished{(first ? " (the indexer's first event since it started)" : string.Empty)}");
                 Assert.True(elapsed <= (first ? 3 * OneSecond : OneSecond), $"{node.Name} listed for {image.Reference} only after {elapsed.TotalMilliseconds:0} ms");
                 if (!first)
                 {
@@ -52,17 +54,19 @@ public sealed class IndexerDiscoveryTests(ITestOutputHelper output)
             Assert.Equal(["node-1", "node-2"], (await resolver.NodesAsync(key)).Order());
         }
 
-        output.WriteLine(Invariant($"discovery after pull, warm indexer: p50 {Stats.Percentile(latencies, 50):0} ms, max {latencies.Max():0} ms over {latencies.Count} pulls"));
+        output.WriteLine(Invariant($"[{transport}] discovery after pull, warm indexer: p50 {Stats.Percentile(latencies, 50):0} ms, max {latencies.Max():0} ms over {latencies.Count} pulls"));
     }
 
-    [Fact]
-    public async Task RemoveImage_SharedThenLastReference_WithdrawsTagAtOnceAndDigestsOnlyWhenNoImageUsesThem()
+    [Theory]
+    [InlineData(ClusterTransport.Standalone)]
+    [InlineData(ClusterTransport.Dapr)]
+    public async Task RemoveImage_SharedThenLastReference_WithdrawsTagAtOnceAndDigestsOnlyWhenNoImageUsesThem(ClusterTransport transport)
     {
         await using var upstream = await UpstreamRegistry.StartAsync();
         var testImages = new TestImages(upstream);
         var buildX = testImages.MultiLayerAsync();
         var buildY = testImages.SingleLayerAsync();
-        await using var cluster = await LocalCluster.StartAsync(upstream, new LocalClusterOptions { Nodes = 1 });
+        await using var cluster = await LocalCluster.StartAsync(upstream, new LocalClusterOptions { Nodes = 1, Transport = transport });
         var node = cluster.Node(1);
         var resolver = cluster.ResolverApi;
         var (x, y) = (await buildX, await buildY);
@@ -78,7 +82,7 @@ public sealed class IndexerDiscoveryTests(ITestOutputHelper output)
 
         (await node.RemoveImageAsync(x.Reference)).EnsureSuccess();
         var tagGone = await Discovery.WaitAsync(resolver, node.Name, [Content.TagKey(x)], listed: false, TimeSpan.FromSeconds(5), cluster.Describe);
-        output.WriteLine($"tag withdrawn {tagGone.TotalMilliseconds:0} ms after `ctr images rm` returned");
+        output.WriteLine($"[{transport}] tag withdrawn {tagGone.TotalMilliseconds:0} ms after `ctr images rm` returned");
         Assert.True(tagGone <= OneSecond, $"tag still listed {tagGone.TotalMilliseconds:0} ms after removal");
         foreach (var key in digests.Append(copyTag))
         {
@@ -87,7 +91,7 @@ public sealed class IndexerDiscoveryTests(ITestOutputHelper output)
 
         (await node.RemoveImageAsync(copy)).EnsureSuccess();
         var digestsGone = await Discovery.WaitAsync(resolver, node.Name, [.. digests, copyTag], listed: false, TimeSpan.FromSeconds(5), cluster.Describe);
-        output.WriteLine($"digests withdrawn {digestsGone.TotalMilliseconds:0} ms after the last image using them was removed");
+        output.WriteLine($"[{transport}] digests withdrawn {digestsGone.TotalMilliseconds:0} ms after the last image using them was removed");
         Assert.True(digestsGone <= OneSecond, $"digests still listed {digestsGone.TotalMilliseconds:0} ms after removal");
 
         // Only what went away was withdrawn.

@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Net;
 using Spegel.Core;
+using Spegel.Core.Events;
 using Spegel.EndToEnd.Tests.Cluster;
 using Spegel.EndToEnd.Tests.Support;
 using Spegel.TestRig;
@@ -14,12 +15,14 @@ public sealed class MirrorPullTests(ITestOutputHelper output)
 {
     private static readonly HttpClient Http = new(new SocketsHttpHandler { UseProxy = false }) { Timeout = TimeSpan.FromSeconds(10) };
 
-    [Fact]
-    public async Task Pull_OnNodesTwoAndThreeWithUpstreamStopped_ByTagAndByDigest_ContentEqualOnAllNodes()
+    [Theory]
+    [InlineData(ClusterTransport.Standalone)]
+    [InlineData(ClusterTransport.Dapr)]
+    public async Task Pull_OnNodesTwoAndThreeWithUpstreamStopped_ByTagAndByDigest_ContentEqualOnAllNodes(ClusterTransport transport)
     {
         await using var upstream = await UpstreamRegistry.StartAsync();
         var building = new TestImages(upstream).SmallImagesAsync();
-        await using var cluster = await LocalCluster.StartAsync(upstream, new LocalClusterOptions { Nodes = 3 });
+        await using var cluster = await LocalCluster.StartAsync(upstream, new LocalClusterOptions { Nodes = 3, Transport = transport });
         var images = await building;
         var resolver = cluster.ResolverApi;
         var (node1, node2, node3) = (cluster.Node(1), cluster.Node(2), cluster.Node(3));
@@ -29,7 +32,7 @@ public sealed class MirrorPullTests(ITestOutputHelper output)
         {
             (await node1.PullAsync(image.Reference)).EnsureSuccess();
             var discovery = await Discovery.WaitAsync(resolver, node1.Name, Content.Keys(image), listed: true, TimeSpan.FromSeconds(5), cluster.Describe);
-            output.WriteLine($"discovery {image.Repository}: resolvable {discovery.TotalMilliseconds:0} ms after the pull finished");
+            output.WriteLine($"[{transport}] discovery {image.Repository}: resolvable {discovery.TotalMilliseconds:0} ms after the pull finished");
         }
 
         await upstream.StopAsync();
@@ -61,6 +64,19 @@ public sealed class MirrorPullTests(ITestOutputHelper output)
         foreach (var node in new[] { node2, node3 })
         {
             await Discovery.WaitAsync(resolver, node.Name, images.SelectMany(i => i.NativeBlobs).Select(b => b.Digest.ToString()), listed: true, TimeSpan.FromSeconds(5), cluster.Describe);
+        }
+
+        if (transport == ClusterTransport.Dapr)
+        {
+            // It went through the sidecars: events published and delivered over the backplane, the resolver's state in
+            // the shared store under the component's name prefix. (The registries were given no resolver URL: their
+            // lookups could only go through their sidecar's invoke endpoint to app-id "resolver".)
+            var counters = cluster.Backplane!.Counters;
+            output.WriteLine($"[Dapr] backplane: {counters}");
+            Assert.True(counters.Published > 0 && counters.Delivered > 0, $"no pub/sub traffic on the backplane: {counters}");
+            var keys = cluster.Backplane.GetStoredKeys(ContentTopics.DefaultStateStore);
+            Assert.NotEmpty(keys);
+            Assert.All(keys, k => Assert.StartsWith(ContentTopics.DefaultStateStore + "||", k, StringComparison.Ordinal));
         }
     }
 

@@ -111,10 +111,8 @@ public sealed class PeerFailureTests(ITestOutputHelper output)
                 Assert.Equal("stalled", (await resolver.NodesAsync(key))[0]);
             }
 
-            var accepted = stalled.Accepted;
             pull = await node2.PullAsync(image.Reference);
             Assert.True(pull.Succeeded, $"{pull}\n{cluster.Describe()}");
-            Assert.True(stalled.Accepted > accepted, $"the stalled peer was not tried for {image.Repository}");
             stalledRun.Add(pull.Elapsed.TotalMilliseconds);
             await Content.AssertHoldsAsync(node2.Containerd, image.NativeBlobs, node2.Name);
         }
@@ -130,6 +128,8 @@ public sealed class PeerFailureTests(ITestOutputHelper output)
         var without = RequestLine.Parse(node3.Registry.Lines).Where(r => r.Source.StartsWith("node-", StringComparison.Ordinal)).Select(r => r.LatencyMs).ToList();
         var with = RequestLine.Parse(node2.Registry.Lines).Where(r => r.Source.StartsWith("node-", StringComparison.Ordinal)).Select(r => r.LatencyMs).ToList();
         output.WriteLine(Invariant($"mirrored requests: without p50 {Stats.Percentile(without, 50):0.0} ms / max {without.Max():0.0} ms ({without.Count}), with the stalled peer first p50 {Stats.Percentile(with, 50):0.0} ms / max {with.Max():0.0} ms ({with.Count})"));
+        // Tried first at least once; after losing a hedge it is tried last for a while, so later pulls skip it.
+        Assert.True(stalled.Accepted > 0, "the stalled peer was never tried");
         for (var i = 0; i < images.Count; i++)
         {
             Assert.True(stalledRun[i] - baseline[i] < 2000, Invariant($"{images[i].Repository}: the stalled peer added {stalledRun[i] - baseline[i]:0} ms"));

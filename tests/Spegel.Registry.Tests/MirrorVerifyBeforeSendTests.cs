@@ -160,7 +160,8 @@ public sealed class MirrorVerifyBeforeSendTests : IAsyncLifetime
 
         Assert.Equal(HttpStatusCode.NotFound, response.StatusCode);
         Assert.Equal("BLOB_UNKNOWN", doc.RootElement.GetProperty("errors")[0].GetProperty("code").GetString());
-        Assert.Equal(3, liesTold);
+        // Every liar was asked; a hedge under load may ask one twice, but the rounds are bounded.
+        Assert.InRange(liesTold, 3, 6);
         await AssertNoSlotHeldAsync(b);
     }
 

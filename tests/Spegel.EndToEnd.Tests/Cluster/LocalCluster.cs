@@ -1,5 +1,7 @@
 using System.Globalization;
 using System.Text;
+using Spegel.Core.Events;
+using Spegel.DaprDouble;
 using Spegel.TestRig;
 
 namespace Spegel.EndToEnd.Tests.Cluster;
@@ -12,6 +14,9 @@ namespace Spegel.EndToEnd.Tests.Cluster;
 public sealed class LocalCluster : IAsyncDisposable
 {
     private readonly List<ClusterNode> _nodes = [];
+    private readonly Dictionary<string, SidecarDouble> _sidecars = new(StringComparer.Ordinal);
+    private readonly Lock _sidecarsGate = new();
+    private DaprBackplane? _backplane;
     private bool _disposed;
 
     private LocalCluster(UpstreamRegistry upstream, LocalClusterOptions options, string directory)
@@ -35,6 +40,22 @@ public sealed class LocalCluster : IAsyncDisposable
 
     public SpegelServiceProcess? Resolver { get; private set; }
 
+    /// <summary>The shared backplane of the sidecar doubles (<see cref="ClusterTransport.Dapr"/> only).</summary>
+    public DaprBackplane? Backplane => _backplane;
+
+    /// <summary>
+    /// The sidecar double next to a service (<see cref="ClusterTransport.Dapr"/> only): <c>resolver</c>,
+    /// <c>node-1-registry</c>, <c>node-1-indexer</c>…
+    /// </summary>
+    public SidecarDouble Sidecar(string name)
+    {
+        lock (_sidecarsGate)
+        {
+            return _sidecars.TryGetValue(name, out var sidecar) ? sidecar : throw new InvalidOperationException($"no sidecar for {name} (transport {Options.Transport})");
+        }
+    }
+
+    /// <summary>The resolver at its own app URL (both transports: the tests look keys up directly, not through a sidecar).</summary>
     public ResolverApi ResolverApi => new(Resolver?.BaseUri ?? throw new InvalidOperationException("this cluster runs no resolver"));
 
     /// <summary>Starts the cluster: containerds, then the resolver, then every node's services; waits until all are healthy and every indexer follows its containerd.</summary>
@@ -92,6 +113,19 @@ public sealed class LocalCluster : IAsyncDisposable
             await Resolver.DisposeAsync();
         }
 
+        // The sidecars outlive their apps (as daprd is stopped after the app container), then the backplane goes.
+        List<SidecarDouble> sidecars;
+        lock (_sidecarsGate)
+        {
+            sidecars = [.. _sidecars.Values];
+        }
+
+        await Task.WhenAll(sidecars.Select(s => s.DisposeAsync().AsTask()));
+        if (_backplane is not null)
+        {
+            await _backplane.DisposeAsync();
+        }
+
         await RigDirectory.RemoveAsync(Directory);
     }
 
@@ -99,15 +133,21 @@ public sealed class LocalCluster : IAsyncDisposable
     {
         // Ports are taken as each service binds (a port picked early can be gone by then), so the order follows who
         // must know whose address: the resolver first, then the registries, then the indexers and the hosts files.
+        if (Options.Transport == ClusterTransport.Dapr)
+        {
+            _backplane = new DaprBackplane();
+        }
+
         if (Options.Resolver)
         {
+            var environment = await TransportEnvironmentAsync("resolver", "resolver", ct);
             Resolver = SpegelServiceProcess.Start(new SpegelServiceOptions
             {
                 Service = "resolver",
                 Name = "resolver",
                 LogDirectory = Directory,
                 Arguments = ResolverArguments(),
-                Environment = TransportEnvironment("resolver"),
+                Environment = environment,
             });
         }
 
@@ -131,27 +171,34 @@ public sealed class LocalCluster : IAsyncDisposable
         if (Resolver is not null)
         {
             await Resolver.WaitForHealthyAsync(Options.StartTimeout, ct);
+            await AttachAppAsync("resolver", Resolver, ct);
         }
 
         foreach (var node in _nodes)
         {
+            var environment = await TransportEnvironmentAsync(node.Name + "-registry", "registry", ct);
             node.Registry = SpegelServiceProcess.Start(new SpegelServiceOptions
             {
                 Service = "registry",
                 Name = "registry",
                 LogDirectory = node.Directory,
                 Arguments = [.. NodeArguments(node, "{url}"), .. Options.RegistryArguments],
-                Environment = TransportEnvironment(node.Name + "-registry"),
+                Environment = environment,
             });
         }
 
-        await Task.WhenAll(_nodes.Select(n => n.Registry.WaitForHealthyAsync(Options.StartTimeout, ct)));
+        await Task.WhenAll(_nodes.Select(async n =>
+        {
+            await n.Registry.WaitForHealthyAsync(Options.StartTimeout, ct);
+            await AttachAppAsync(n.Name + "-registry", n.Registry, ct);
+        }));
 
         foreach (var node in _nodes)
         {
             HostsDir.Write(node.HostsDirectory, Upstream.Host, $"http://{Upstream.Host}", node.RegistryUrl);
             if (Options.Indexers)
             {
+                var environment = await TransportEnvironmentAsync(node.Name + "-indexer", "indexer", ct);
                 node.Indexer = SpegelServiceProcess.Start(new SpegelServiceOptions
                 {
                     Service = "indexer",
@@ -163,17 +210,21 @@ public sealed class LocalCluster : IAsyncDisposable
                         $"--Spegel:Indexer:HeartbeatInterval={Options.HeartbeatInterval:c}",
                         .. Options.IndexerArguments,
                     ],
-                    Environment = TransportEnvironment(node.Name + "-indexer"),
+                    Environment = environment,
                 });
             }
         }
 
-        var indexers = _nodes.Select(n => n.Indexer).OfType<SpegelServiceProcess>().ToList();
-        await Task.WhenAll(indexers.Select(s => s.WaitForHealthyAsync(Options.StartTimeout, ct)));
+        var indexers = _nodes.Where(n => n.Indexer is not null).Select(n => (n.Name, Indexer: n.Indexer!)).ToList();
+        await Task.WhenAll(indexers.Select(async i =>
+        {
+            await i.Indexer.WaitForHealthyAsync(Options.StartTimeout, ct);
+            await AttachAppAsync(i.Name + "-indexer", i.Indexer, ct);
+        }));
 
         // Ready as kubelet's readiness probe would see them: a registry once containerd answers it (this also opens
         // its gRPC channel, as the probes of a running DaemonSet keep it open), an indexer once it follows containerd.
-        await Task.WhenAll(_nodes.Select(n => n.Registry).Concat(indexers).Select(s => s.WaitForReadyAsync(Options.StartTimeout, ct)));
+        await Task.WhenAll(_nodes.Select(n => n.Registry).Concat(indexers.Select(i => i.Indexer)).Select(s => s.WaitForReadyAsync(Options.StartTimeout, ct)));
         if (Options.WarmUp && Resolver is not null)
         {
             await Task.WhenAll(_nodes.Select(n => WarmUpAsync(n, ct)));
@@ -224,7 +275,8 @@ public sealed class LocalCluster : IAsyncDisposable
             $"--Spegel:Containerd:ContentPath={node.Containerd.ContentPath}",
             $"--Spegel:Containerd:Namespace={node.Containerd.Namespace}",
         };
-        if (Resolver is not null)
+        // In Dapr mode the resolver is reached by app-id through the sidecar only: no URL to fall back on.
+        if (Resolver is not null && Options.Transport == ClusterTransport.Standalone)
         {
             args.Add($"--Spegel:Resolver:Url={Resolver.Url}");
         }
@@ -232,10 +284,46 @@ public sealed class LocalCluster : IAsyncDisposable
         return args;
     }
 
-    // The seam for the Dapr transport: sidecar double endpoints per app go here.
-    private Dictionary<string, string> TransportEnvironment(string appId) => Options.Transport switch
+    /// <summary>
+    /// The environment of one service process for the cluster's transport: nothing in Standalone; in Dapr, the
+    /// endpoints of a new sidecar double of its own (app-id <paramref name="appId"/>) on the shared backplane, with the
+    /// components as components/ declares them (state store with <c>keyPrefix: name</c>, one pub/sub).
+    /// </summary>
+    private async Task<IReadOnlyDictionary<string, string>> TransportEnvironmentAsync(string name, string appId, CancellationToken ct)
     {
-        ClusterTransport.Standalone => [],
-        _ => throw new NotSupportedException($"transport {Options.Transport} for {appId} is not built yet"),
-    };
+        switch (Options.Transport)
+        {
+            case ClusterTransport.Standalone:
+                return new Dictionary<string, string>(StringComparer.Ordinal);
+            case ClusterTransport.Dapr:
+                var sidecar = await SidecarDouble.StartAsync(
+                    _backplane ?? throw new InvalidOperationException("no backplane"),
+                    new SidecarOptions
+                    {
+                        AppId = appId,
+                        StateStores = [new StateStoreComponent(ContentTopics.DefaultStateStore) { KeyPrefix = "name", Type = "state.redis" }],
+                        PubSubs = [new PubSubComponent(ContentTopics.DefaultPubSub) { Type = "pubsub.redis" }],
+                    },
+                    ct);
+                lock (_sidecarsGate)
+                {
+                    _sidecars.Add(name, sidecar);
+                }
+
+                return sidecar.Environment;
+            default:
+                throw new NotSupportedException($"transport {Options.Transport} for {name}");
+        }
+    }
+
+    /// <summary>Dapr only: tells the service's sidecar where the app listens (its port is known once it is healthy) and waits for its app channel.</summary>
+    private async Task AttachAppAsync(string name, SpegelServiceProcess service, CancellationToken ct)
+    {
+        if (Options.Transport != ClusterTransport.Dapr)
+        {
+            return;
+        }
+
+        await Sidecar(name).AttachAppAsync(service.Url, Options.StartTimeout, ct);
+    }
 }

@@ -6,8 +6,12 @@ public enum ClusterTransport
     /// <summary>No sidecars: indexers POST CloudEvents to the resolver, registries call its lookup URL, state in memory.</summary>
     Standalone,
 
-    // Dapr: one sidecar double (tests/Spegel.DaprDouble) per service, sharing one backplane; services get
-    // DAPR_GRPC_ENDPOINT / DAPR_HTTP_ENDPOINT through SpegelServiceOptions.Environment. Not built yet.
+    /// <summary>
+    /// One sidecar double (tests/Spegel.DaprDouble) per service process, all on one backplane (as real sidecars share
+    /// Redis): indexers publish through theirs, the resolver subscribes and keeps state through its own, registries
+    /// reach the resolver by app-id through their sidecar's invoke endpoint. No <c>Spegel:Resolver:Url</c> is given.
+    /// </summary>
+    Dapr,
 }
 
 /// <summary>The shape of a <see cref="LocalCluster"/>.</summary>
