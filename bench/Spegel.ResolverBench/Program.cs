@@ -28,12 +28,12 @@ var scales = quick
     ? new[] { new Scale("memory", 10, 10), new Scale("dapr", 10, 10) }
     : new[]
     {
-        new Scale("memory", 10, 500), new Scale("memory", 100, 500), new Scale("memory", 1000, 500),
+        new Scale("memory", 100, 100), new Scale("memory", 10, 500), new Scale("memory", 100, 500), new Scale("memory", 1000, 500),
         new Scale("dapr", 10, 500), new Scale("dapr", 100, 100),
     };
 
 var results = new List<Result>();
-foreach (var scale in scales.Where(s => only is null || $"{s.Store}-{s.Nodes}" == only))
+foreach (var scale in scales.Where(s => only is null || $"{s.Store}-{s.Nodes}" == only || $"{s.Store}-{s.Nodes}x{s.ImagesPerNode}" == only))
 {
     var result = await BenchRunner.RunAsync(scale, lookups: quick ? 200 : 10_000, indexChunks);
     results.Add(result);
