@@ -101,13 +101,15 @@ public sealed class IndexerDiscoveryTests(ITestOutputHelper output)
         }
     }
 
-    [Fact]
-    public async Task KillContainerd_ThenRestart_IndexerReconnectsAndResyncsAdditionsAndRemovals()
+    [Theory]
+    [InlineData(ClusterTransport.Standalone)]
+    [InlineData(ClusterTransport.Dapr)]
+    public async Task KillContainerd_ThenRestart_IndexerReconnectsAndResyncsAdditionsAndRemovals(ClusterTransport transport)
     {
         await using var upstream = await UpstreamRegistry.StartAsync();
         var testImages = new TestImages(upstream);
         var building = Task.WhenAll(testImages.SingleLayerAsync(), testImages.MultiLayerAsync(), testImages.DockerSchema2Async());
-        await using var cluster = await LocalCluster.StartAsync(upstream, new LocalClusterOptions { Nodes = 1 });
+        await using var cluster = await LocalCluster.StartAsync(upstream, new LocalClusterOptions { Nodes = 1, Transport = transport });
         var node = cluster.Node(1);
         var resolver = cluster.ResolverApi;
         var built = await building;
@@ -139,12 +141,14 @@ public sealed class IndexerDiscoveryTests(ITestOutputHelper output)
         Assert.True(node.Indexer.IsRunning, "the indexer must survive containerd going away");
     }
 
-    [Fact]
-    public async Task KillIndexer_NodeHeldImage_NodeLeavesAnswersWithinNodeTimeoutWhileOthersStay()
+    [Theory]
+    [InlineData(ClusterTransport.Standalone)]
+    [InlineData(ClusterTransport.Dapr)]
+    public async Task KillIndexer_NodeHeldImage_NodeLeavesAnswersWithinNodeTimeoutWhileOthersStay(ClusterTransport transport)
     {
         await using var upstream = await UpstreamRegistry.StartAsync();
         var building = new TestImages(upstream).SingleLayerAsync();
-        await using var cluster = await LocalCluster.StartAsync(upstream, new LocalClusterOptions { Nodes = 2, NodeTimeout = TimeSpan.FromSeconds(3) });
+        await using var cluster = await LocalCluster.StartAsync(upstream, new LocalClusterOptions { Nodes = 2, NodeTimeout = TimeSpan.FromSeconds(3), Transport = transport });
         var image = await building;
         var resolver = cluster.ResolverApi;
         foreach (var node in cluster.Nodes)

@@ -80,12 +80,14 @@ public sealed class MirrorPullTests(ITestOutputHelper output)
         }
     }
 
-    [Fact]
-    public async Task Get_ResolverStopped_RegistryAnswers404Within50msAndPullGoesUpstream()
+    [Theory]
+    [InlineData(ClusterTransport.Standalone)]
+    [InlineData(ClusterTransport.Dapr)]
+    public async Task Get_ResolverStopped_RegistryAnswers404Within50msAndPullGoesUpstream(ClusterTransport transport)
     {
         await using var upstream = await UpstreamRegistry.StartAsync();
         var building = new TestImages(upstream).SingleLayerAsync();
-        await using var cluster = await LocalCluster.StartAsync(upstream, new LocalClusterOptions { Nodes = 2 });
+        await using var cluster = await LocalCluster.StartAsync(upstream, new LocalClusterOptions { Nodes = 2, Transport = transport });
         var image = await building;
         var (node1, node2) = (cluster.Node(1), cluster.Node(2));
         (await node1.PullAsync(image.Reference)).EnsureSuccess();

@@ -13,12 +13,14 @@ public sealed class PeerFailureTests(ITestOutputHelper output)
 {
     private const long UnderWay = 24L * 1024 * 1024;
 
-    [Fact]
-    public async Task Pull_ServingPeerKilledMidLargeLayer_ResumesOnOtherPeerAndSucceeds()
+    [Theory]
+    [InlineData(ClusterTransport.Standalone)]
+    [InlineData(ClusterTransport.Dapr)]
+    public async Task Pull_ServingPeerKilledMidLargeLayer_ResumesOnOtherPeerAndSucceeds(ClusterTransport transport)
     {
         await using var upstream = await UpstreamRegistry.StartAsync();
         var building = new TestImages(upstream).LargeLayerAsync();
-        await using var cluster = await LocalCluster.StartAsync(upstream, new LocalClusterOptions { Nodes = 3 });
+        await using var cluster = await LocalCluster.StartAsync(upstream, new LocalClusterOptions { Nodes = 3, Transport = transport });
         var image = await building;
         var layer = image.NativeBlobs.MaxBy(b => b.Size)!;
         Assert.True(layer.Size >= 100L * 1024 * 1024);
@@ -73,14 +75,16 @@ public sealed class PeerFailureTests(ITestOutputHelper output)
         Assert.Contains($"\"peer\":\"{killed.Name}\"", resume, StringComparison.Ordinal);
     }
 
-    [Fact]
-    public async Task Pull_StalledPeerListedFirst_SucceedsWithLittleAddedTime()
+    [Theory]
+    [InlineData(ClusterTransport.Standalone)]
+    [InlineData(ClusterTransport.Dapr)]
+    public async Task Pull_StalledPeerListedFirst_SucceedsWithLittleAddedTime(ClusterTransport transport)
     {
         await using var upstream = await UpstreamRegistry.StartAsync();
         var building = new TestImages(upstream).SmallImagesAsync();
 
         // A tiny freshness bucket: the latest advertiser (the stalled peer) is answered first, deterministically.
-        await using var cluster = await LocalCluster.StartAsync(upstream, new LocalClusterOptions { Nodes = 3, FreshnessBucket = TimeSpan.FromMilliseconds(1), NodeTimeout = TimeSpan.FromMinutes(5) });
+        await using var cluster = await LocalCluster.StartAsync(upstream, new LocalClusterOptions { Nodes = 3, FreshnessBucket = TimeSpan.FromMilliseconds(1), NodeTimeout = TimeSpan.FromMinutes(5), Transport = transport });
         await using var stalled = new StalledPeer();
         var images = await building;
         var resolver = cluster.ResolverApi;
@@ -149,9 +153,10 @@ public sealed class PeerFailureTests(ITestOutputHelper output)
     /// before the first byte, so the lie becomes a clean 404 (or the next peer) and containerd goes on.
     /// </summary>
     [Theory]
-    [InlineData(false, 2)]
-    [InlineData(true, 1)]
-    public async Task Pull_LyingPeerListedFirst_WrongBytesNeverCommittedAndPullSucceedsFromHonestSource(bool upstreamUp, int allowedAttempts)
+    [InlineData(false, 2, ClusterTransport.Standalone)]
+    [InlineData(true, 1, ClusterTransport.Standalone)]
+    [InlineData(true, 1, ClusterTransport.Dapr)]
+    public async Task Pull_LyingPeerListedFirst_WrongBytesNeverCommittedAndPullSucceedsFromHonestSource(bool upstreamUp, int allowedAttempts, ClusterTransport transport)
     {
         await using var upstream = await UpstreamRegistry.StartAsync();
         var testImages = new TestImages(upstream);
@@ -165,6 +170,7 @@ public sealed class PeerFailureTests(ITestOutputHelper output)
             FreshnessBucket = TimeSpan.FromMilliseconds(1),
             NodeTimeout = TimeSpan.FromMinutes(5),
             RegistryArguments = ["--Spegel:MirrorResolveRetries=1"],
+            Transport = transport,
         });
         var built = await building;
         var (everything, layersOnly) = (built[0], built[1]);
