@@ -94,21 +94,7 @@ public sealed class PeerMap
         ArgumentNullException.ThrowIfNull(tags);
         var now = NowMs();
         var work = new List<(KeyWork Key, Task<UpdateOutcome> Update)>(digests.Count + tags.Count);
-        foreach (var digest in digests.Distinct(StringComparer.Ordinal))
-        {
-            var key = new KeyWork(ResolverKeys.Digest(digest));
-            work.Add((key, Digests.UpdateAsync(key.Key, record =>
-            {
-                record.Nodes.TryGetValue(node.Name, out var entry);
-                if (key.Skip(entry?.Stamp, node.Stamp))
-                {
-                    return false;
-                }
-
-                record.Nodes[node.Name] = new HolderEntry { Stamp = node.Stamp, Held = true, At = now };
-                return true;
-            })));
-        }
+        UpdateHolders(node, digests, held: true, now, work);
 
         foreach (var binding in tags.DistinctBy(t => t.TagKey, StringComparer.Ordinal))
         {
@@ -131,14 +117,9 @@ public sealed class PeerMap
         return await FinishAsync(node.Name, work);
     }
 
-    /// <summary>The node no longer holds these digests or tags: tombstones, so an older advertisement cannot resurrect them.</summary>
-    public async Task<UpdateOutcome> WithdrawAsync(NodeFacts node, IReadOnlyCollection<string> digests, IReadOnlyCollection<string> tagKeys)
+    /// <summary>Queues one holder entry per digest (held, or a tombstone), skipped where the stored stamp is newer.</summary>
+    private void UpdateHolders(NodeFacts node, IReadOnlyCollection<string> digests, bool held, long now, List<(KeyWork Key, Task<UpdateOutcome> Update)> work)
     {
-        ArgumentNullException.ThrowIfNull(node);
-        ArgumentNullException.ThrowIfNull(digests);
-        ArgumentNullException.ThrowIfNull(tagKeys);
-        var now = NowMs();
-        var work = new List<(KeyWork Key, Task<UpdateOutcome> Update)>(digests.Count + tagKeys.Count);
         foreach (var digest in digests.Distinct(StringComparer.Ordinal))
         {
             var key = new KeyWork(ResolverKeys.Digest(digest));
@@ -150,10 +131,21 @@ public sealed class PeerMap
                     return false;
                 }
 
-                record.Nodes[node.Name] = new HolderEntry { Stamp = node.Stamp, Held = false, At = now };
+                record.Nodes[node.Name] = new HolderEntry { Stamp = node.Stamp, Held = held, At = now };
                 return true;
             })));
         }
+    }
+
+    /// <summary>The node no longer holds these digests or tags: tombstones, so an older advertisement cannot resurrect them.</summary>
+    public async Task<UpdateOutcome> WithdrawAsync(NodeFacts node, IReadOnlyCollection<string> digests, IReadOnlyCollection<string> tagKeys)
+    {
+        ArgumentNullException.ThrowIfNull(node);
+        ArgumentNullException.ThrowIfNull(digests);
+        ArgumentNullException.ThrowIfNull(tagKeys);
+        var now = NowMs();
+        var work = new List<(KeyWork Key, Task<UpdateOutcome> Update)>(digests.Count + tagKeys.Count);
+        UpdateHolders(node, digests, held: false, now, work);
 
         foreach (var tagKey in tagKeys.Distinct(StringComparer.Ordinal))
         {
