@@ -11,7 +11,7 @@ namespace Spegel.Registry;
 /// The OCI distribution read API over the node's own content: <c>/v2/</c>, manifests by tag or digest, blobs by
 /// digest with ranges. Client mistakes are 4xx with the spec's error body; an unreachable containerd is a fast 503.
 /// </summary>
-public sealed partial class DistributionHandler(ILocalContent content, MirrorService mirror, PrivateContentPolicy privacy, IOptions<RegistryOptions> options, ILogger<DistributionHandler> logger)
+public sealed partial class DistributionHandler(ILocalContent content, MirrorService mirror, PrivateContentPolicy privacy, IOptions<RegistryOptions> options, IOptions<PeerAuthOptions> peerAuth, ILogger<DistributionHandler> logger)
 {
     public const string MirroredHeader = "X-Spegel-Mirrored";
     public const string DistributionApiVersionHeader = "Docker-Distribution-API-Version";
@@ -60,6 +60,13 @@ public sealed partial class DistributionHandler(ILocalContent content, MirrorSer
 
         // A peer asking (X-Spegel-Mirrored) is answered from local content only, so requests never loop.
         var fromPeer = string.Equals(request.Headers[MirroredHeader], "true", StringComparison.OrdinalIgnoreCase);
+        if (fromPeer && !peerAuth.Value.Accepts(request.Headers.Authorization))
+        {
+            log.Source = "unauthorized";
+            var ip = context.Connection.RemoteIpAddress?.ToString() ?? "-";
+            LogPeerRefused(request.Path.Value ?? string.Empty, ip);
+            return OciErrors.Result(StatusCodes.Status401Unauthorized, OciErrors.Unauthorized, "peer requests need the shared peer token (Spegel:PeerToken)");
+        }
 
         // Private repositories stay off the peer path both ways: not served to peers, not fetched from them.
         if (path.Reference is { } named && privacy.IsPrivate(named) && (fromPeer || path.Digest is null || !await IsHeldAsync(path, context.RequestAborted)))
@@ -216,6 +223,9 @@ public sealed partial class DistributionHandler(ILocalContent content, MirrorSer
         DistributionPathError.NamespaceInvalid => OciErrors.Result(StatusCodes.Status400BadRequest, OciErrors.NameInvalid, "the ns query parameter is not a registry host"),
         _ => OciErrors.Result(StatusCodes.Status404NotFound, OciErrors.Unsupported, "not a route of this read-only mirror"),
     };
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "peer request without a valid peer token refused {path} {ip}")]
+    private partial void LogPeerRefused(string path, string ip);
 
     [LoggerMessage(Level = LogLevel.Error, Message = "content store unavailable {path} {error}")]
     private partial void LogContentStoreUnavailable(string path, string error);

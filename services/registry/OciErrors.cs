@@ -14,6 +14,7 @@ public static class OciErrors
     public const string TagInvalid = "TAG_INVALID";
     public const string Unsupported = "UNSUPPORTED";
     public const string Unavailable = "UNAVAILABLE";
+    public const string Unauthorized = "UNAUTHORIZED";
 
     public static IResult Result(int status, string code, string message, object? detail = null) =>
         new OciErrorResult(status, new OciErrorBody([new OciError(code, message, detail)]));

@@ -50,7 +50,7 @@ public static class RegistryHostingExtensions
 
         // Peers: no redirects (an answer must come from the peer the resolver named), no decompression (bytes are
         // hashed as sent), a short connect timeout so a dead peer costs little; the hedging bounds the rest.
-        services.AddHttpClient(HedgedPeerClient.ClientName, c => c.Timeout = Timeout.InfiniteTimeSpan)
+        var peersClient = services.AddHttpClient(HedgedPeerClient.ClientName, c => c.Timeout = Timeout.InfiniteTimeSpan)
             .ConfigurePrimaryHttpMessageHandler(() => new SocketsHttpHandler
             {
                 AllowAutoRedirect = false,
@@ -59,6 +59,12 @@ public static class RegistryHostingExtensions
                 PooledConnectionIdleTimeout = TimeSpan.FromMinutes(1),
                 UseProxy = false,
             });
+
+        // Every request to a peer carries the shared peer token when one is configured.
+        services.AddValidatedOptions<PeerAuthOptions>(PeerAuthOptions.SectionName);
+        peersClient.AddHttpMessageHandler(sp => sp.GetRequiredService<IOptions<PeerAuthOptions>>().Value.Token is { } token
+            ? new PeerTokenHandler(token)
+            : new PassThroughHandler());
 
         var spegel = builder.Configuration.GetSection(SpegelOptions.SectionName).Get<SpegelOptions>() ?? new SpegelOptions();
         var resolver = builder.Configuration.GetSection(ResolverClientOptions.SectionName).Get<ResolverClientOptions>() ?? new ResolverClientOptions();
