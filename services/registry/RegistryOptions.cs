@@ -8,7 +8,7 @@ public sealed class RegistryOptions : IValidatableOptions
 {
     public const string SectionName = "Spegel";
 
-    private static readonly TimeSpan FilterTimeout = TimeSpan.FromMilliseconds(50);
+    // NonBacktracking is linear in the input: no match timeout, which under load fired while the engine warmed up.
     private Regex[]? compiledFilters;
 
     /// <summary>Registries served (<c>docker.io</c>, <c>ghcr.io</c>, <c>registry.k8s.io:443</c>); empty serves every registry.</summary>
@@ -24,7 +24,7 @@ public sealed class RegistryOptions : IValidatableOptions
     public long MaxManifestBytes { get; set; } = 4 * 1024 * 1024;
 
     internal IReadOnlyList<Regex> Filters => compiledFilters ??= RegistryFilters
-        .Select(f => new Regex(f, RegexOptions.CultureInvariant | RegexOptions.NonBacktracking, FilterTimeout))
+        .Select(f => new Regex(f, RegexOptions.CultureInvariant | RegexOptions.NonBacktracking))
         .ToArray();
 
     public bool IsMirrored(string registry) =>
@@ -48,7 +48,7 @@ public sealed class RegistryOptions : IValidatableOptions
             string? error = null;
             try
             {
-                _ = new Regex(filter, RegexOptions.CultureInvariant | RegexOptions.NonBacktracking, FilterTimeout);
+                _ = new Regex(filter, RegexOptions.CultureInvariant | RegexOptions.NonBacktracking);
             }
             catch (ArgumentException ex)
             {

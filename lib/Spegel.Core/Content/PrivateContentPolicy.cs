@@ -14,14 +14,15 @@ public sealed class PrivateContentPolicy
 {
     public const string SourceLabelPrefix = "containerd.io/distribution.source.";
 
-    private static readonly TimeSpan MatchTimeout = TimeSpan.FromMilliseconds(50);
+    // NonBacktracking runs in time linear in the input, so no match timeout: a short one fired on a cold, busy
+    // process while the engine built its automaton, and turned a request into a 500.
     private readonly Regex[] patterns;
 
     /// <param name="patterns">Regular expressions on <c>registry/repository</c>, e.g. <c>^ghcr\.io/acme/</c>.</param>
     public PrivateContentPolicy(IEnumerable<string> patterns)
     {
         ArgumentNullException.ThrowIfNull(patterns);
-        this.patterns = [.. patterns.Select(p => new Regex(p, RegexOptions.CultureInvariant | RegexOptions.NonBacktracking, MatchTimeout))];
+        this.patterns = [.. patterns.Select(p => new Regex(p, RegexOptions.CultureInvariant | RegexOptions.NonBacktracking))];
     }
 
     public static PrivateContentPolicy None { get; } = new([]);
