@@ -17,6 +17,8 @@ public sealed partial class DistributionHandler(ILocalContent content, MirrorSer
     public const string DistributionApiVersionHeader = "Docker-Distribution-API-Version";
     public const string ContentDigestHeader = "Docker-Content-Digest";
 
+    private const string PrivateToPeers = "private content is not served to peers (Spegel:PrivateRepositories)";
+
     private readonly RegistryOptions options = options.Value;
 
     public async Task<IResult> HandleAsync(HttpContext context)
@@ -77,15 +79,17 @@ public sealed partial class DistributionHandler(ILocalContent content, MirrorSer
 
         try
         {
-            if (fromPeer && privacy.IsEnabled && path.Digest is { } digest && await content.GetInfoAsync(digest, context.RequestAborted) is { IsPrivate: true })
+            // Blobs check privacy with the info they read anyway; manifests need one extra read, for peers only.
+            if (fromPeer && privacy.IsEnabled && path.Kind == DistributionPathKind.Manifest && path.Digest is { } digest
+                && await content.GetInfoAsync(digest, context.RequestAborted) is { IsPrivate: true })
             {
                 log.Source = "private";
-                return NotFound(path, "private content is not served to peers (Spegel:PrivateRepositories)");
+                return NotFound(path, PrivateToPeers);
             }
 
             var local = path.Kind == DistributionPathKind.Manifest
                 ? await ServeManifestAsync(context, path)
-                : await ServeBlobAsync(context, path);
+                : await ServeBlobAsync(context, path, fromPeer, log);
             if (local is not null)
             {
                 return local;
@@ -177,13 +181,19 @@ public sealed partial class DistributionHandler(ILocalContent content, MirrorSer
         return new ManifestResult(bytes, parsed.MediaType!);
     }
 
-    private async Task<IResult?> ServeBlobAsync(HttpContext context, DistributionPath path)
+    private async Task<IResult?> ServeBlobAsync(HttpContext context, DistributionPath path, bool fromPeer, RequestLogFeature log)
     {
         var digest = path.Digest!.Value;
         var info = await content.GetInfoAsync(digest, context.RequestAborted);
         if (info is null)
         {
             return null;
+        }
+
+        if (fromPeer && privacy.IsEnabled && info.IsPrivate)
+        {
+            log.Source = "private";
+            return NotFound(path, PrivateToPeers);
         }
 
         if (info.IsManifest == true)

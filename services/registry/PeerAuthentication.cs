@@ -19,8 +19,26 @@ public sealed class PeerAuthOptions : IValidatableOptions
 
     public string? PeerTokenFile { get; set; }
 
-    /// <summary>The token in force, read once (a Secret rotation restarts the pod).</summary>
-    public string? Token => PeerToken ?? (PeerTokenFile is { } file && File.Exists(file) ? File.ReadAllText(file).Trim() : null);
+    private string? token;
+    private bool tokenRead;
+
+    /// <summary>
+    /// The token in force, read once: every peer request checks it, and a file read per request would put I/O on
+    /// the blob path. A Secret rotation restarts the pod.
+    /// </summary>
+    public string? Token
+    {
+        get
+        {
+            if (!tokenRead)
+            {
+                token = PeerToken ?? (PeerTokenFile is { } file && File.Exists(file) ? File.ReadAllText(file).Trim() : null);
+                tokenRead = true;
+            }
+
+            return token;
+        }
+    }
 
     public IEnumerable<string> Validate()
     {

@@ -1,6 +1,4 @@
-using Microsoft.Extensions.Options;
 using Spegel.Core;
-using Spegel.Hosting;
 
 namespace Spegel.Registry.Mirror;
 
@@ -9,17 +7,14 @@ namespace Spegel.Registry.Mirror;
 /// for JIT compilation and the first connection inside its <see cref="MirrorOptions.MirrorResolveTimeout"/>: on a
 /// busy node that cold start took 0.8–1.5 s and turned the first mirrored request into a 404.
 /// </summary>
-public sealed partial class MirrorWarmup(IPeerResolver resolver, IOptions<ResolverClientOptions> resolverOptions, IHostApplicationLifetime lifetime, ILogger<MirrorWarmup> logger) : IHostedService
+public sealed partial class MirrorWarmup(IPeerResolver resolver, IHostApplicationLifetime lifetime, ILogger<MirrorWarmup> logger) : IHostedService
 {
     private static readonly string WarmupKey = ContentKey.ForDigest(Digest.ComputeSha256([]));
 
     public Task StartAsync(CancellationToken cancellationToken)
     {
-        if (resolverOptions.Value.Url is not null || resolverOptions.Value.AppId.Length > 0)
-        {
-            lifetime.ApplicationStarted.Register(() => _ = WarmAsync(lifetime.ApplicationStopping));
-        }
-
+        // Always: in Standalone without a resolver URL the lookup fails at once, which still compiles the path.
+        lifetime.ApplicationStarted.Register(() => _ = WarmAsync(lifetime.ApplicationStopping));
         return Task.CompletedTask;
     }
 
