@@ -182,7 +182,11 @@ public sealed class LocalCluster : IAsyncDisposable
                 Service = "registry",
                 Name = "registry",
                 LogDirectory = node.Directory,
-                Arguments = [.. NodeArguments(node, "{url}"), .. Options.RegistryArguments],
+                // Several clusters' worth of processes share two cores while other test projects run beside this one:
+                // a resolver answer can take over the product's 1 s default there, and with the upstream stopped that
+                // spurious 404 fails a pull the test expects peers to serve. 5 s (a test's own arguments come later
+                // and win) keeps the mirror's timeout out of tests that are not about it.
+                Arguments = [.. NodeArguments(node, "{url}"), "--Spegel:MirrorResolveTimeout=00:00:05", .. Options.RegistryArguments],
                 Environment = environment,
             });
         }
