@@ -27,28 +27,20 @@ public sealed class ContainerdInstanceOptions
 /// directory, so several can run side by side. The CRI plugin is off; <c>ctr</c> drives pulls as kubelet would
 /// (fetch, then unpack into the snapshotter). Kill, stop and restart keep the root and the socket path.
 /// </summary>
-public sealed class ContainerdInstance : IAsyncDisposable
+public sealed class ContainerdInstance : RigDaemon
 {
     private static readonly Lazy<Task<(string Name, string Reason)>> DetectedSnapshotter = new(DetectSnapshotterAsync);
 
-    private readonly TimeSpan _startTimeout;
-    private BackgroundProcess? _process;
-    private bool _disposed;
-
     private ContainerdInstance(string directory, string @namespace, string snapshotter, TimeSpan startTimeout)
+        : base(directory, Path.Combine(directory, "containerd.log"), startTimeout, stopGrace: TimeSpan.FromSeconds(10))
     {
-        Directory = directory;
         Namespace = @namespace;
         Snapshotter = snapshotter;
-        _startTimeout = startTimeout;
         Root = Path.Combine(directory, "root");
         State = Path.Combine(directory, "state");
         Socket = Path.Combine(directory, "containerd.sock");
         ConfigPath = Path.Combine(directory, "config.toml");
-        LogPath = Path.Combine(directory, "containerd.log");
     }
-
-    public string Directory { get; }
 
     public string Root { get; }
 
@@ -59,18 +51,12 @@ public sealed class ContainerdInstance : IAsyncDisposable
 
     public string ConfigPath { get; }
 
-    public string LogPath { get; }
-
     public string Namespace { get; }
 
     public string Snapshotter { get; }
 
     /// <summary>The content store directory: <c>&lt;root&gt;/io.containerd.content.v1.content</c>.</summary>
     public string ContentPath => Path.Combine(Root, "io.containerd.content.v1.content");
-
-    public bool IsRunning => _process is { HasExited: false };
-
-    public int? ProcessId => IsRunning ? _process!.Id : null;
 
     /// <summary>Why the snapshotter in use was chosen (overlayfs probe result), for reports and failure messages.</summary>
     public static async Task<string> DescribeSnapshotterChoiceAsync()
@@ -164,49 +150,13 @@ public sealed class ContainerdInstance : IAsyncDisposable
     /// <summary>Where the content store keeps a blob (whether or not it is there).</summary>
     public string BlobPath(Digest digest) => Path.Combine(ContentPath, "blobs", digest.Algorithm, digest.Hex);
 
-    /// <summary>Graceful stop: SIGTERM, then SIGKILL after a grace period.</summary>
-    public async Task StopAsync()
-    {
-        if (_process is not null)
-        {
-            await _process.StopAsync(TimeSpan.FromSeconds(10)).ConfigureAwait(false);
-        }
-    }
+    protected override string DisplayName => "containerd";
 
-    /// <summary>SIGKILL, like a crash or an OOM kill. The socket file stays behind, stale.</summary>
-    public async Task KillAsync()
-    {
-        if (_process is not null)
-        {
-            await _process.KillAsync().ConfigureAwait(false);
-        }
-    }
+    protected override string Endpoint => Socket;
 
-    /// <summary>Stops containerd if it runs, then starts it again on the same root, state and socket.</summary>
-    public async Task RestartAsync(CancellationToken ct = default)
-    {
-        ObjectDisposedException.ThrowIf(_disposed, this);
-        await StopAsync().ConfigureAwait(false);
-        await LaunchAsync(ct).ConfigureAwait(false);
-    }
+    protected override (string Executable, IReadOnlyList<string> Arguments) Command() => (RequiredTools.Containerd, ["--config", ConfigPath]);
 
-    public string ReadLogTail(int maxChars = 4000) => _process?.ReadLogTail(maxChars) ?? string.Empty;
-
-    public async ValueTask DisposeAsync()
-    {
-        if (_disposed)
-        {
-            return;
-        }
-
-        _disposed = true;
-        if (_process is not null)
-        {
-            await _process.DisposeAsync().ConfigureAwait(false);
-        }
-
-        await RigDirectory.RemoveAsync(Directory).ConfigureAwait(false);
-    }
+    protected override Task<bool> IsAnsweringAsync(CancellationToken ct) => CanConnectAsync(Socket, ct);
 
     private void WriteConfig()
     {
@@ -237,31 +187,6 @@ public sealed class ContainerdInstance : IAsyncDisposable
             .AppendLine($"    path = {Toml(Path.Combine(Directory, "opt"))}")
             .ToString();
         File.WriteAllText(ConfigPath, config);
-    }
-
-    private async Task LaunchAsync(CancellationToken ct)
-    {
-        if (_process is not null)
-        {
-            await _process.DisposeAsync().ConfigureAwait(false);
-        }
-
-        _process = BackgroundProcess.Start(RequiredTools.Containerd, ["--config", ConfigPath], LogPath, Directory);
-        var clock = Stopwatch.StartNew();
-        while (!await CanConnectAsync(Socket, ct).ConfigureAwait(false))
-        {
-            if (_process.HasExited)
-            {
-                throw new InvalidOperationException($"containerd exited with {_process.ExitCode} during start-up. Log tail ({LogPath}):\n{ReadLogTail()}");
-            }
-
-            if (clock.Elapsed > _startTimeout)
-            {
-                throw new TimeoutException($"containerd did not answer on {Socket} within {_startTimeout.TotalSeconds:0} s. Log tail:\n{ReadLogTail()}");
-            }
-
-            await Task.Delay(20, ct).ConfigureAwait(false);
-        }
     }
 
     private static async Task<bool> CanConnectAsync(string path, CancellationToken ct)
