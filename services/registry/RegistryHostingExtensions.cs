@@ -43,6 +43,7 @@ public static class RegistryHostingExtensions
         // Without a resolver the registry still serves its own node's content; it just cannot mirror.
         services.AddResolverClientOptions(requireUrlInStandalone: false);
         services.AddSingleton<PeerHealth>();
+        services.AddSingleton<ManifestCache>();
         services.AddSingleton<HedgedPeerClient>();
         services.AddSingleton<MirrorService>();
         services.AddSingleton<IPeerResolver, HttpPeerResolver>();

@@ -16,7 +16,7 @@ namespace Spegel.Registry.Tests;
 /// The mirror path with real HTTP between registries: node B (empty) asks a fake resolver, then peers that are real
 /// registry instances over in-memory content, or fake peers that lie, stall or die mid-body.
 /// </summary>
-public sealed class MirrorTests(ITestOutputHelper output) : IAsyncLifetime
+public sealed partial class MirrorTests(ITestOutputHelper output) : IAsyncLifetime
 {
     private readonly List<IAsyncDisposable> owned = [];
     private readonly ConcurrentDictionary<string, PeersResponse> answers = new();

@@ -28,6 +28,12 @@ public sealed class MirrorOptions : IValidatableOptions
     /// <summary>How long a lookup answer is reused for the same key (requests for one image arrive together).</summary>
     public TimeSpan MirrorLookupCacheTtl { get; set; } = TimeSpan.FromSeconds(1);
 
+    /// <summary>
+    /// How long a manifest fetched from a peer is kept by digest, so that the GET by digest containerd sends after
+    /// its HEAD by tag is answered without a second lookup and peer trip. 0 turns it off.
+    /// </summary>
+    public TimeSpan MirrorManifestCacheTtl { get; set; } = TimeSpan.FromSeconds(10);
+
     /// <summary>How long a peer that served bytes not matching their digest is tried last.</summary>
     public TimeSpan MirrorBadPeerPenalty { get; set; } = TimeSpan.FromMinutes(5);
 
@@ -66,6 +72,11 @@ public sealed class MirrorOptions : IValidatableOptions
         if (MirrorReadTimeout < TimeSpan.FromMilliseconds(100))
         {
             yield return $"Spegel:MirrorReadTimeout must be at least 100 ms, not {MirrorReadTimeout}.";
+        }
+
+        if (MirrorManifestCacheTtl < TimeSpan.Zero || MirrorManifestCacheTtl > TimeSpan.FromMinutes(5))
+        {
+            yield return $"Spegel:MirrorManifestCacheTtl must be between 0 and 5 minutes, not {MirrorManifestCacheTtl}.";
         }
 
         if (MirrorLookupCacheTtl < TimeSpan.Zero || MirrorLookupCacheTtl > TimeSpan.FromMinutes(1))

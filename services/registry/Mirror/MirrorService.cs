@@ -18,6 +18,7 @@ public sealed partial class MirrorService(
     IPeerResolver resolver,
     HedgedPeerClient peers,
     PeerHealth health,
+    ManifestCache manifests,
     IOptions<MirrorOptions> mirrorOptions,
     IOptions<RegistryOptions> registryOptions,
     IHttpClientFactory clients,
@@ -34,6 +35,13 @@ public sealed partial class MirrorService(
         ArgumentNullException.ThrowIfNull(context);
         ArgumentNullException.ThrowIfNull(path);
         ArgumentNullException.ThrowIfNull(log);
+        var isManifest = path.Kind == DistributionPathKind.Manifest;
+        if (isManifest && path.Digest is { } wanted && manifests.TryGet(wanted, out var cached))
+        {
+            log.Source = cached.Node;
+            return new MirroredManifestResult(cached.Body, cached.MediaType, wanted);
+        }
+
         var key = path.Digest is { } d ? ContentKey.ForDigest(d) : ContentKey.ForTag(path.Reference!);
         var started = TimeProvider.System.GetTimestamp();
         PeersResponse found;
@@ -57,11 +65,14 @@ public sealed partial class MirrorService(
         var budget = options.MirrorResolveTimeout - TimeProvider.System.GetElapsedTime(started);
         var isHead = HttpMethods.IsHead(context.Request.Method);
         var range = context.Request.Headers.Range.ToString();
-        var isManifest = path.Kind == DistributionPathKind.Manifest;
+
+        // A manifest is always fetched whole (it is small) and verified, also for a HEAD: a HEAD by tag is then
+        // answered with a digest checked against real bytes, and the GET by that digest containerd sends next is
+        // served from the manifest cache.
         var (winner, attempts) = await peers.SendAsync(
             found.Peers,
-            peer => BuildRequest(peer, path, isHead ? HttpMethod.Head : HttpMethod.Get, isManifest ? null : range, offset: null, end: null),
-            (peer, response, ct) => isManifest ? AcceptManifestAsync(peer, response, path, found.Digest, isHead, ct) : Task.FromResult(AcceptBlob(response)),
+            peer => BuildRequest(peer, path, isHead && !isManifest ? HttpMethod.Head : HttpMethod.Get, isManifest ? null : range, offset: null, end: null),
+            (peer, response, ct) => isManifest ? AcceptManifestAsync(peer, response, path, found.Digest, ct) : Task.FromResult(AcceptBlob(response)),
             budget > TimeSpan.Zero ? budget : TimeSpan.FromMilliseconds(1),
             context.RequestAborted);
 
@@ -80,7 +91,11 @@ public sealed partial class MirrorService(
         context.Response.RegisterForDispose(winner);
         if (isManifest)
         {
-            return new MirroredManifestResult(winner);
+            var manifest = winner.Body!;
+            var mediaType = winner.Response.Content.Headers.ContentType?.ToString() ?? MediaTypes.OctetStream;
+            var digest = path.Digest ?? Digest.Parse(winner.Response.Headers.GetValues(DistributionHandler.ContentDigestHeader).First());
+            manifests.Add(digest, new CachedManifest(manifest, mediaType, winner.Peer.Node), options.MirrorManifestCacheTtl);
+            return new MirroredManifestResult(manifest, mediaType, digest);
         }
 
         var remaining = health.Order(found.Peers).Where(p => p.Node != winner.Peer.Node).ToList();
@@ -210,7 +225,7 @@ public sealed partial class MirrorService(
             ? Acceptance.Yes()
             : Acceptance.No($"status {(int)response.StatusCode}");
 
-    private async Task<Acceptance> AcceptManifestAsync(Peer peer, HttpResponseMessage response, DistributionPath path, string? newestDigest, bool isHead, CancellationToken cancellationToken)
+    private async Task<Acceptance> AcceptManifestAsync(Peer peer, HttpResponseMessage response, DistributionPath path, string? newestDigest, CancellationToken cancellationToken)
     {
         if (response.StatusCode != HttpStatusCode.OK)
         {
@@ -228,11 +243,6 @@ public sealed partial class MirrorService(
         if (path.Digest is null && newestDigest is not null && expected.Value.ToString() != newestDigest)
         {
             return Acceptance.No($"stale tag: peer has {expected}, newest is {newestDigest}");
-        }
-
-        if (isHead)
-        {
-            return Acceptance.Yes();
         }
 
         var body = await ReadBoundedAsync(response.Content, registryOptions.Value.MaxManifestBytes, cancellationToken);

@@ -1,4 +1,3 @@
-using System.Buffers;
 using System.Net;
 using System.Security.Cryptography;
 using Spegel.Core;
@@ -7,28 +6,17 @@ using Spegel.Registry.Observability;
 
 namespace Spegel.Registry.Mirror;
 
-/// <summary>A manifest fetched whole from a peer and already verified: sent with the peer's headers.</summary>
-internal sealed class MirroredManifestResult(PeerResponse winner) : IResult
+/// <summary>A manifest fetched whole from a peer (now or moments ago) and verified: its bytes, nothing for a HEAD.</summary>
+internal sealed class MirroredManifestResult(byte[] body, string mediaType, Digest digest) : IResult
 {
     public Task ExecuteAsync(HttpContext httpContext)
     {
         var response = httpContext.Response;
-        var peer = winner.Response;
         response.StatusCode = StatusCodes.Status200OK;
-        response.ContentType = peer.Content.Headers.ContentType?.ToString() ?? MediaTypes.OctetStream;
-        if (peer.Headers.TryGetValues(DistributionHandler.ContentDigestHeader, out var digest))
-        {
-            response.Headers[DistributionHandler.ContentDigestHeader] = digest.First();
-        }
-
-        if (winner.Body is { } body)
-        {
-            response.ContentLength = body.Length;
-            return response.Body.WriteAsync(body, httpContext.RequestAborted).AsTask();
-        }
-
-        response.ContentLength = peer.Content.Headers.ContentLength;
-        return Task.CompletedTask;
+        response.ContentType = mediaType;
+        response.ContentLength = body.Length;
+        response.Headers[DistributionHandler.ContentDigestHeader] = digest.ToString();
+        return HttpMethods.IsHead(httpContext.Request.Method) ? Task.CompletedTask : response.Body.WriteAsync(body, httpContext.RequestAborted).AsTask();
     }
 }
 
@@ -68,23 +56,28 @@ internal sealed class MirroredBlobResult(PeerResponse winner, DistributionPath p
         await StreamAsync(httpContext, position, end);
     }
 
+    /// <summary>
+    /// Reads the peer's body straight into the response pipe's memory (no intermediate buffer, no second copy) and
+    /// hashes it there. Every chunk is advanced and flushed as it arrives, except the one that completes a verified
+    /// blob: it stays unadvanced, so unsent, until the digest matches; a mismatch aborts with it still held back.
+    /// </summary>
     private async Task StreamAsync(HttpContext httpContext, long position, long end)
     {
         var digest = path.Digest!.Value;
         var aborted = httpContext.RequestAborted;
+        var writer = httpContext.Response.BodyWriter;
         using var hash = verify ? IncrementalHash.CreateHash(digest.Algorithm == Digest.Sha512 ? HashAlgorithmName.SHA512 : HashAlgorithmName.SHA256) : null;
         var current = winner.Peer;
         var contributors = new List<Peer> { current };
         var next = new Queue<Peer>(spares);
         var stream = await winner.Response.Content.ReadAsStreamAsync(aborted);
         HttpResponseMessage? resumed = null;
-        var buffer = ArrayPool<byte>.Shared.Rent(ChunkSize);
-        var held = ArrayPool<byte>.Shared.Rent(ChunkSize);
-        var heldCount = 0;
         try
         {
             while (position < end)
             {
+                var want = (int)Math.Min(ChunkSize, end - position);
+                var memory = writer.GetMemory(want)[..want];
                 int read;
                 string? failure = null;
                 using (var readTimeout = CancellationTokenSource.CreateLinkedTokenSource(aborted))
@@ -92,7 +85,7 @@ internal sealed class MirroredBlobResult(PeerResponse winner, DistributionPath p
                     readTimeout.CancelAfter(mirror.ReadTimeout);
                     try
                     {
-                        read = await stream.ReadAsync(buffer.AsMemory(0, (int)Math.Min(ChunkSize, end - position)), readTimeout.Token);
+                        read = await stream.ReadAsync(memory, readTimeout.Token);
                         if (read == 0)
                         {
                             failure = "the peer closed the body early";
@@ -109,6 +102,7 @@ internal sealed class MirroredBlobResult(PeerResponse winner, DistributionPath p
 
                 if (failure is not null)
                 {
+                    // Nothing of this chunk was advanced: the next peer's bytes land in the same place.
                     (stream, resumed, current) = await ResumeAsync(next, current, position, end, failure, resumed, aborted);
                     if (stream is null)
                     {
@@ -122,38 +116,31 @@ internal sealed class MirroredBlobResult(PeerResponse winner, DistributionPath p
                 }
 
                 position += read;
-                if (hash is null)
+                if (hash is not null)
                 {
-                    await httpContext.Response.Body.WriteAsync(buffer.AsMemory(0, read), aborted);
-                    continue;
+                    hash.AppendData(memory.Span[..read]);
+                    if (position == end)
+                    {
+                        var actual = digest.Algorithm == Digest.Sha512 ? Digest.FromSha512Bytes(hash.GetHashAndReset()) : Digest.FromSha256Bytes(hash.GetHashAndReset());
+                        if (actual != digest)
+                        {
+                            mirror.ReportMismatch(contributors, digest);
+                            httpContext.Abort();
+                            return;
+                        }
+                    }
                 }
 
-                hash.AppendData(buffer, 0, read);
-                if (heldCount > 0)
+                writer.Advance(read);
+                var flushed = await writer.FlushAsync(aborted);
+                if (flushed.IsCanceled || flushed.IsCompleted)
                 {
-                    await httpContext.Response.Body.WriteAsync(held.AsMemory(0, heldCount), aborted);
-                }
-
-                (buffer, held, heldCount) = (held, buffer, read);
-            }
-
-            if (hash is not null)
-            {
-                var actual = digest.Algorithm == Digest.Sha512 ? Digest.FromSha512Bytes(hash.GetHashAndReset()) : Digest.FromSha256Bytes(hash.GetHashAndReset());
-                if (actual != digest)
-                {
-                    mirror.ReportMismatch(contributors, digest);
-                    httpContext.Abort();
                     return;
                 }
-
-                await httpContext.Response.Body.WriteAsync(held.AsMemory(0, heldCount), aborted);
             }
         }
         finally
         {
-            ArrayPool<byte>.Shared.Return(buffer);
-            ArrayPool<byte>.Shared.Return(held);
             if (stream is not null)
             {
                 await stream.DisposeAsync();
