@@ -30,13 +30,16 @@ public static class SpegelDefaultsExtensions
             .MinimumLevel.Information()
             .MinimumLevel.Override("Microsoft.AspNetCore", LogEventLevel.Warning)
             .MinimumLevel.Override("System.Net.Http.HttpClient", LogEventLevel.Warning)
-            .ReadFrom.Configuration(builder.Configuration)
+            .ApplyConfiguredLevels(builder.Configuration)
+            .ReadFrom.Services(services)
             .Enrich.FromLogContext()
             .Enrich.WithProperty("service", serviceName)
             .WriteTo.Console(new OperatorJsonFormatter()), preserveStaticLogger: true);
 
         builder.Services.AddValidatedOptions<SpegelOptions>(SpegelOptions.SectionName);
         builder.Services.AddValidatedOptions<NodeOptions>(NodeOptions.SectionName);
+        builder.Services.AddOptions<LogLevelOptions>().Configure<IConfiguration>((levels, configuration) => levels.Configuration = configuration).ValidateOnStart();
+        builder.Services.AddSingleton<IValidateOptions<LogLevelOptions>, AllErrorsValidator<LogLevelOptions>>();
         builder.Services.AddHealthChecks();
         builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(20));
         builder.Services.AddSingleton(TimeProvider.System);

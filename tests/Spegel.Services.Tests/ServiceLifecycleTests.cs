@@ -50,6 +50,37 @@ public class ServiceLifecycleTests
     }
 
     [Fact]
+    public async Task Start_BadLogLevels_AreInvalidConfigurationLinesNamingTheKey()
+    {
+        await using var process = SpegelServiceProcess.Start(
+            "Spegel.Registry", "--Serilog:MinimumLevel:Default=Loud", "--Serilog:MinimumLevel:Override:Spegel.Registry.RequestLogMiddleware=quiet");
+        Assert.Equal(2, await process.WaitForExitAsync(TimeSpan.FromSeconds(30)));
+
+        var errors = process.Lines
+            .Select(line => JsonDocument.Parse(line).RootElement)
+            .Where(l => l.GetProperty("msg").GetString() == "invalid configuration")
+            .Select(l => l.GetProperty("error").GetString()!)
+            .ToList();
+        Assert.Contains(errors, e => e.StartsWith("Serilog:MinimumLevel:Default must be one of", StringComparison.Ordinal) && e.Contains("'Loud'", StringComparison.Ordinal));
+        Assert.Contains(errors, e => e.StartsWith("Serilog:MinimumLevel:Override:Spegel.Registry.RequestLogMiddleware must be one of", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task Start_WarningLevelOverride_DropsOnlyThatCategorysLines()
+    {
+        // The documented way to silence per-request lines: the service still logs its start, not its requests.
+        await using var process = SpegelServiceProcess.Start(
+            "Spegel.Registry", "--Spegel:Node:Name=node-a", "--Serilog:MinimumLevel:Override:Spegel.Registry.RequestLogMiddleware=Warning");
+        await process.WaitForHealthyAsync(TimeSpan.FromSeconds(30));
+        using var http = new HttpClient { BaseAddress = process.BaseUri };
+        (await http.GetAsync(new Uri("/v2/", UriKind.Relative))).EnsureSuccessStatusCode();
+        await process.StopAsync();
+
+        Assert.Contains(process.Lines, l => l.Contains("\"msg\":\"service started\"", StringComparison.Ordinal));
+        Assert.DoesNotContain(process.Lines, l => l.Contains("\"msg\":\"request\"", StringComparison.Ordinal));
+    }
+
+    [Fact]
     public async Task Start_UnknownTransport_FailsWithoutStackTraceSpam()
     {
         await using var process = SpegelServiceProcess.Start("Spegel.Indexer", "--Spegel:Transport=Carrier-Pigeon");

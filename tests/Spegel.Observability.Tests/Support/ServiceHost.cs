@@ -13,7 +13,7 @@ namespace Spegel.Observability.Tests.Support;
 
 /// <summary>
 /// One service built the way its Program.cs builds it, on Kestrel at a free loopback port, with its Serilog output
-/// also captured (through the <c>Serilog</c> configuration section, so levels apply as in production).
+/// also captured (a <see cref="CaptureSink"/> in its services, behind the same configured levels as the console).
 /// </summary>
 public sealed class ServiceHost : IAsyncDisposable
 {
@@ -49,10 +49,8 @@ public sealed class ServiceHost : IAsyncDisposable
         builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?>
         {
             ["Urls"] = "http://127.0.0.1:0",
-            ["Serilog:Using:0"] = typeof(ServiceHost).Assembly.GetName().Name,
-            ["Serilog:WriteTo:0:Name"] = nameof(TestSinkExtensions.TestCapture),
-            ["Serilog:WriteTo:0:Args:key"] = log.Key,
         });
+        builder.Services.AddSingleton<Serilog.Core.ILogEventSink>(new CaptureSink(log));
         builder.Configuration.AddInMemoryCollection(settings);
         builder.AddSpegelDefaults(service);
         switch (service)
@@ -99,6 +97,5 @@ public sealed class ServiceHost : IAsyncDisposable
         Client.Dispose();
         await app.StopAsync();
         await app.DisposeAsync();
-        Log.Dispose();
     }
 }
