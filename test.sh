@@ -10,11 +10,12 @@ CONFIG="${SPEGEL_CONFIGURATION:-Release}"
 
 # Debian packages the real-parts tests use (scripts/install-deps.sh: containerd, docker-registry, skopeo,
 # util-linux, mount), plus kubectl for the deploy tests, chromium and a font (no command to look for) for the
-# cluster page screenshot.
+# cluster page screenshot, redis-server for the cluster tool's Dapr transport, and clang with zlib's headers for
+# the registry's Native AOT publish.
 # shellcheck source=scripts/install-deps.sh
 source "$ROOT/scripts/install-deps.sh"
 
-if ! install_packages test.sh kubectl=kubectl chromium=chromium fonts-dejavu-core; then
+if ! install_packages test.sh kubectl=kubectl chromium=chromium redis-server=redis-server clang=clang fonts-dejavu-core zlib1g-dev; then
   echo "0 passed, 1 failed"
   exit 1
 fi

@@ -14,6 +14,13 @@ internal static class ClusterTool
     public static Task<CommandResult> RunAsync(TimeSpan timeout, params string[] args) =>
         ProcessRunner.RunAsync("dotnet", args.Prepend(DllPath), timeout);
 
+    /// <summary>Runs the tool with <paramref name="directory"/> first on its PATH (a fake <c>daprd</c>, say).</summary>
+    public static Task<CommandResult> RunWithPathAsync(string directory, TimeSpan timeout, params string[] args) =>
+        ProcessRunner.RunAsync(
+            "/usr/bin/env",
+            new[] { $"PATH={directory}:{Environment.GetEnvironmentVariable("PATH")}", "dotnet", DllPath }.Concat(args),
+            timeout);
+
     /// <summary>What the tests read from cluster.json: pids, URLs, the nodes' registry logs.</summary>
     public static (List<int> Pids, List<Uri> Urls, JsonElement Root) ReadClusterJson(string workdir)
     {

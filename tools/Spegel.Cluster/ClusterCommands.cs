@@ -10,12 +10,21 @@ internal static class ClusterCommands
 {
     public const string DaprMissing = "--transport dapr needs daprd on PATH; it is not installed here (no package provides it). Use --transport standalone.";
 
+    private static readonly string[] ClusterProcessNames = ["containerd", "Spegel", "daprd", "redis-server"];
+
     private static readonly HttpClient Http = new(new SocketsHttpHandler { UseProxy = false }) { Timeout = TimeSpan.FromSeconds(3) };
 
     public static async Task<int> UpAsync(Options options)
     {
-        var transport = (options.Get("--transport") ?? "standalone").ToLowerInvariant();
-        if (transport == "dapr")
+        var transport = (options.Get("--transport") ?? ClusterHost.Standalone).ToLowerInvariant();
+        if (transport is not (ClusterHost.Standalone or ClusterHost.Dapr))
+        {
+            throw new UsageException($"--transport must be standalone or dapr (got '{transport}')");
+        }
+
+        var workdir = options.Workdir("cluster");
+        var nodes = options.GetInt("--nodes", 3, 1, 16);
+        if (transport == ClusterHost.Dapr)
         {
             if (FindOnPath("daprd") is null)
             {
@@ -23,33 +32,40 @@ internal static class ClusterCommands
                 return 1;
             }
 
-            Console.Error.WriteLine("daprd is on PATH, but running the cluster with real sidecars is not built into this tool yet; use deploy/local/dapr.yaml with `dapr run -f`, or --transport standalone.");
+            // Checked here, so a missing redis-server is one line naming its package, not a failed supervisor.
+            RequiredTools.Find("redis-server", "redis-server");
+        }
+
+        var clock = Stopwatch.StartNew();
+        ClusterInfo info = null!;
+        try
+        {
+            await AnsiConsole.Status().StartAsync($"starting {nodes} nodes in {Markup.Escape(workdir)}", async ctx =>
+            {
+                info = await StartSupervisorAsync(workdir, nodes, m => ctx.Status(Markup.Escape(m)), transport);
+            });
+        }
+        catch (ClusterStartException ex)
+        {
+            Console.Error.WriteLine($"spegel: {ex.Message}");
             return 1;
         }
 
-        if (transport != "standalone")
-        {
-            throw new UsageException($"--transport must be standalone or dapr (got '{transport}')");
-        }
-
-        var workdir = options.Workdir("cluster");
-        var nodes = options.GetInt("--nodes", 3, 1, 16);
-        var clock = Stopwatch.StartNew();
-        ClusterInfo info = null!;
-        await AnsiConsole.Status().StartAsync($"starting {nodes} nodes in {Markup.Escape(workdir)}", async ctx =>
-        {
-            info = await StartSupervisorAsync(workdir, nodes, m => ctx.Status(Markup.Escape(m)));
-        });
-        AnsiConsole.MarkupLine($"[green]cluster up[/] in {clock.Elapsed.TotalSeconds:0.0} s: {nodes} nodes, supervisor pid {info.SupervisorPid}, described in {Markup.Escape(ClusterInfo.PathIn(workdir))}");
+        AnsiConsole.MarkupLine($"[green]cluster up[/] in {clock.Elapsed.TotalSeconds:0.0} s: {nodes} nodes ({transport}), supervisor pid {info.SupervisorPid}, described in {Markup.Escape(ClusterInfo.PathIn(workdir))}");
         AnsiConsole.Write(NodesTable(info));
         AnsiConsole.MarkupLine($"resolver {Markup.Escape(info.ResolverUrl)}");
+        if (info.Sidecars is { Count: > 0 } sidecars)
+        {
+            AnsiConsole.MarkupLine($"dapr: {sidecars.Count} daprd sidecars (logs {Markup.Escape(Path.Combine(workdir, "logs"))}/*-daprd.log), redis-server {Markup.Escape(info.RedisUrl ?? "?")} pid {info.RedisPid}, resources {Markup.Escape(info.DaprResourcesPath ?? "?")}");
+        }
+
         AnsiConsole.MarkupLine("pull: [blue]./spegel cluster pull node-1 <image>[/]   status: [blue]./spegel cluster status[/]   stop: [blue]./spegel cluster down[/]" +
             (options.Get("--workdir") is null ? string.Empty : $"  (with --workdir {Markup.Escape(workdir)})"));
         return 0;
     }
 
     /// <summary>Starts the detached supervisor (setsid) and waits until it has written cluster.json.</summary>
-    public static async Task<ClusterInfo> StartSupervisorAsync(string workdir, int nodes, Action<string> progress)
+    public static async Task<ClusterInfo> StartSupervisorAsync(string workdir, int nodes, Action<string> progress, string transport = ClusterHost.Standalone)
     {
         if (ClusterInfo.TryLoad(workdir) is { } existing)
         {
@@ -71,7 +87,7 @@ internal static class ClusterCommands
         start.ArgumentList.Add("-c");
         start.ArgumentList.Add("setsid \"$@\" </dev/null >>\"$SPEGEL_SUPERVISOR_LOG\" 2>&1 &");
         start.ArgumentList.Add("sh");
-        foreach (var arg in new[] { RequiredTools.Setsid, Environment.ProcessPath ?? "dotnet", self, "cluster", "supervise", "--workdir", workdir, "--nodes", nodes.ToString(CultureInfo.InvariantCulture) })
+        foreach (var arg in new[] { RequiredTools.Setsid, Environment.ProcessPath ?? "dotnet", self, "cluster", "supervise", "--workdir", workdir, "--nodes", nodes.ToString(CultureInfo.InvariantCulture), "--transport", transport })
         {
             start.ArgumentList.Add(arg);
         }
@@ -87,7 +103,7 @@ internal static class ClusterCommands
             {
                 if (clock.Elapsed > TimeSpan.FromSeconds(30))
                 {
-                    throw new InvalidOperationException($"the cluster supervisor did not start within 30 s; see {log}");
+                    throw new ClusterStartException($"the cluster supervisor did not start within 30 s; see {log}");
                 }
 
                 await Task.Delay(50);
@@ -113,7 +129,7 @@ internal static class ClusterCommands
                     ProcessTools.Signal(pid, ProcessTools.SigTerm);
                     await ProcessTools.WaitGoneAsync(pid, TimeSpan.FromSeconds(30));
                     var why = File.Exists(failed) ? (await File.ReadAllTextAsync(failed)).Trim() : clock.Elapsed > TimeSpan.FromSeconds(150) ? "timed out after 150 s" : "the supervisor exited";
-                    throw new InvalidOperationException($"the cluster did not start: {why}\nsupervisor log: {log}; service logs: {Path.Combine(workdir, "logs")}");
+                    throw new ClusterStartException($"the cluster did not start: {why} (supervisor log: {log})");
                 }
 
                 await Task.Delay(100);
@@ -133,7 +149,8 @@ internal static class ClusterCommands
         var counterSources = new HashSet<string>(StringComparer.Ordinal);
         foreach (var node in info.Nodes)
         {
-            var parts = new[] { ("containerd", node.ContainerdPid), ("registry", node.RegistryPid), ("indexer", node.IndexerPid) };
+            var parts = new[] { ("containerd", node.ContainerdPid), ("registry", node.RegistryPid), ("indexer", node.IndexerPid) }
+                .Concat((info.Sidecars ?? []).Where(s => s.Name.StartsWith(node.Name + "-", StringComparison.Ordinal)).Select(s => (s.Name[(node.Name.Length + 1)..] + " daprd", s.Pid)));
             var dead = parts.Where(p => !ProcessTools.IsAlive(p.Item2)).Select(p => p.Item1).ToList();
             var alive = dead.Count == 0 ? "[green]yes[/]" : $"[red]no ({string.Join(", ", dead)} down)[/]";
             var indexer = await GetJsonAsync(node.IndexerUrl + "/v1/status");
@@ -147,6 +164,12 @@ internal static class ClusterCommands
         AnsiConsole.Write(table);
         AnsiConsole.MarkupLine($"[grey]images and digests: each indexer's GET /v1/status; request and byte counters: {Markup.Escape(string.Join(" / ", counterSources))}[/]");
         AnsiConsole.MarkupLine($"[grey]resolver {Markup.Escape(info.ResolverUrl)} ({(ProcessTools.IsAlive(info.ResolverPid) ? "alive" : "gone")})[/]");
+        if (info.Sidecars is { Count: > 0 } sidecars)
+        {
+            var resolverSidecar = sidecars.FirstOrDefault(s => s.Name == "resolver");
+            AnsiConsole.MarkupLine($"[grey]dapr: {sidecars.Count(s => ProcessTools.IsAlive(s.Pid))} of {sidecars.Count} daprd alive (resolver's: {(resolverSidecar is not null && ProcessTools.IsAlive(resolverSidecar.Pid) ? "alive" : "gone")}), redis-server {Markup.Escape(info.RedisUrl ?? "?")} ({(ProcessTools.IsAlive(info.RedisPid) ? "alive" : "gone")})[/]");
+        }
+
         return 0;
     }
 
@@ -200,7 +223,7 @@ internal static class ClusterCommands
         }
 
         // A supervisor that was killed (or hung) leaves its children: stop those recorded in cluster.json.
-        var leftovers = info.Pids.Where(p => ProcessTools.IsAlive(p) && ProcessTools.CommandLine(p) is var c && (c.Contains("containerd", StringComparison.Ordinal) || c.Contains("Spegel", StringComparison.Ordinal))).ToList();
+        var leftovers = info.Pids.Where(p => ProcessTools.IsAlive(p) && ProcessTools.CommandLine(p) is var c && (IsClusterProcess(c))).ToList();
         foreach (var pid in leftovers)
         {
             ProcessTools.Signal(-pid, ProcessTools.SigKill);
@@ -243,6 +266,10 @@ internal static class ClusterCommands
             : $"NOT clean: processes alive [{string.Join(", ", alive)}], mounts [{string.Join(", ", mountsLeft)}], listening [{string.Join(", ", listening)}]";
         return (ok, report);
     }
+
+    /// <summary>A recorded pid still names one of ours (pids are reused): containerd, a service, daprd or redis-server.</summary>
+    private static bool IsClusterProcess(string commandLine) =>
+        ClusterProcessNames.Any(name => commandLine.Contains(name, StringComparison.Ordinal));
 
     public static Table NodesTable(ClusterInfo info)
     {

@@ -19,7 +19,22 @@ public sealed record NodeInfo(
     string RegistryLog,
     string IndexerLog);
 
-/// <summary><c>DIR/cluster.json</c>: written by the supervisor once every service is ready, removed by <c>cluster down</c>.</summary>
+/// <summary>One daprd (<c>--transport dapr</c>): which service it serves and every port it listens on.</summary>
+public sealed record SidecarInfo(
+    string Name,
+    string AppId,
+    int AppPort,
+    int Pid,
+    int DaprHttpPort,
+    int DaprGrpcPort,
+    int DaprInternalGrpcPort,
+    int MetricsPort,
+    string Log);
+
+/// <summary>
+/// <c>DIR/cluster.json</c>: written by the supervisor once every service is ready, removed by <c>cluster down</c>.
+/// The redis-server, the rendered Dapr resources and the sidecars are set with <c>--transport dapr</c> only.
+/// </summary>
 public sealed record ClusterInfo(
     string Workdir,
     string Transport,
@@ -27,7 +42,11 @@ public sealed record ClusterInfo(
     string ResolverUrl,
     int ResolverPid,
     string ResolverLog,
-    IReadOnlyList<NodeInfo> Nodes)
+    IReadOnlyList<NodeInfo> Nodes,
+    int RedisPid = 0,
+    string? RedisUrl = null,
+    string? DaprResourcesPath = null,
+    IReadOnlyList<SidecarInfo>? Sidecars = null)
 {
     public const string FileName = "cluster.json";
 
@@ -39,10 +58,19 @@ public sealed record ClusterInfo(
         ?? throw new UsageException($"no node '{name}' in this cluster (nodes: {string.Join(", ", Nodes.Select(n => n.Name))})");
 
     /// <summary>Every pid the cluster started (supervisor included).</summary>
-    public IEnumerable<int> Pids => Nodes.SelectMany(n => new[] { n.ContainerdPid, n.RegistryPid, n.IndexerPid }).Append(ResolverPid).Append(SupervisorPid);
+    public IEnumerable<int> Pids => Nodes.SelectMany(n => new[] { n.ContainerdPid, n.RegistryPid, n.IndexerPid })
+        .Concat((Sidecars ?? []).Select(s => s.Pid))
+        .Append(RedisPid)
+        .Append(ResolverPid)
+        .Append(SupervisorPid)
+        .Where(pid => pid > 0);
 
-    /// <summary>Every loopback URL the cluster listens on.</summary>
-    public IEnumerable<Uri> Urls => Nodes.SelectMany(n => new[] { n.RegistryUrl, n.IndexerUrl }).Append(ResolverUrl).Select(u => new Uri(u));
+    /// <summary>Every loopback URL the cluster listens on (sidecar ports and redis included).</summary>
+    public IEnumerable<Uri> Urls => Nodes.SelectMany(n => new[] { n.RegistryUrl, n.IndexerUrl })
+        .Append(ResolverUrl)
+        .Concat((Sidecars ?? []).SelectMany(s => new[] { s.DaprHttpPort, s.DaprGrpcPort, s.DaprInternalGrpcPort, s.MetricsPort }).Select(p => $"http://127.0.0.1:{p}"))
+        .Concat(RedisUrl is null ? [] : [RedisUrl])
+        .Select(u => new Uri(u));
 
     public void Save()
     {
@@ -79,6 +107,24 @@ public sealed class UsageException : Exception
     }
 
     public UsageException(string message, Exception innerException)
+        : base(message, innerException)
+    {
+    }
+}
+
+/// <summary>The cluster did not come up: one line naming the part that failed and where its log is; exit code 1.</summary>
+public sealed class ClusterStartException : Exception
+{
+    public ClusterStartException()
+    {
+    }
+
+    public ClusterStartException(string message)
+        : base(message)
+    {
+    }
+
+    public ClusterStartException(string message, Exception innerException)
         : base(message, innerException)
     {
     }

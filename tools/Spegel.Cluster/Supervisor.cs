@@ -17,6 +17,7 @@ internal static class Supervisor
     {
         var workdir = options.Workdir("cluster");
         var nodes = options.GetInt("--nodes", 3, 1, 16);
+        var transport = options.Get("--transport") ?? ClusterHost.Standalone;
         using var stop = new CancellationTokenSource();
         using var term = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c => { c.Cancel = true; stop.Cancel(); });
         using var interrupt = PosixSignalRegistration.Create(PosixSignal.SIGINT, c => { c.Cancel = true; stop.Cancel(); });
@@ -24,16 +25,17 @@ internal static class Supervisor
 
         Directory.CreateDirectory(workdir);
         await File.WriteAllTextAsync(Path.Combine(workdir, PidFile), Environment.ProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture));
-        Log($"supervisor {Environment.ProcessId}: starting {nodes} nodes in {workdir}");
+        Log($"supervisor {Environment.ProcessId}: starting {nodes} nodes in {workdir}, transport {transport}");
         ClusterHost host;
         try
         {
-            host = await ClusterHost.StartAsync(workdir, nodes, Log, stop.Token);
+            host = await ClusterHost.StartAsync(workdir, nodes, transport, Log, stop.Token);
         }
         catch (Exception ex) when (ex is not OutOfMemoryException)
         {
             Log($"start failed: {ex}");
-            await File.WriteAllTextAsync(Path.Combine(workdir, FailedFile), ex.Message + Environment.NewLine);
+            // One line for `cluster up` to print: the first line of the message names the part that failed and its log.
+            await File.WriteAllTextAsync(Path.Combine(workdir, FailedFile), ex.Message.Split('\n')[0].Trim() + Environment.NewLine);
             return 1;
         }
 
