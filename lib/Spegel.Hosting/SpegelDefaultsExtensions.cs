@@ -93,9 +93,11 @@ public static class SpegelDefaultsExtensions
             // Validate before the host starts, while the logger still works, so every error is one readable line.
             app.Services.GetRequiredService<IStartupValidator>().Validate();
         }
-        catch (OptionsValidationException ex)
+        catch (Exception ex) when (ValidationFailures(ex) is { } failures)
         {
-            foreach (var failure in ex.Failures)
+            // One options class failing throws its OptionsValidationException; several throw them together in an
+            // AggregateException. Either way: every failure, one line each.
+            foreach (var failure in failures)
             {
                 HostingLog.InvalidConfiguration(logger, failure);
             }
@@ -119,6 +121,14 @@ public static class SpegelDefaultsExtensions
             return 3;
         }
     }
+
+    private static IReadOnlyList<string>? ValidationFailures(Exception ex) => ex switch
+    {
+        OptionsValidationException single => [.. single.Failures],
+        AggregateException many when many.InnerExceptions.All(e => e is OptionsValidationException) =>
+            [.. many.InnerExceptions.Cast<OptionsValidationException>().SelectMany(e => e.Failures)],
+        _ => null,
+    };
 
     internal static string Version =>
         typeof(SpegelDefaultsExtensions).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion ?? "0.0.0";

@@ -52,8 +52,9 @@ public class ServiceLifecycleTests
     [Fact]
     public async Task Start_BadLogLevels_AreInvalidConfigurationLinesNamingTheKey()
     {
+        // With an error in another options class too: several classes failing arrive together, and each is a line.
         await using var process = SpegelServiceProcess.Start(
-            "Spegel.Registry", "--Serilog:MinimumLevel:Default=Loud", "--Serilog:MinimumLevel:Override:Spegel.Registry.RequestLogMiddleware=quiet");
+            "Spegel.Registry", "--Serilog:MinimumLevel:Default=Loud", "--Serilog:MinimumLevel:Override:Spegel.Registry.RequestLogMiddleware=quiet", "--Spegel:MirrorResolveRetries=99");
         Assert.Equal(2, await process.WaitForExitAsync(TimeSpan.FromSeconds(30)));
 
         var errors = process.Lines
@@ -63,6 +64,8 @@ public class ServiceLifecycleTests
             .ToList();
         Assert.Contains(errors, e => e.StartsWith("Serilog:MinimumLevel:Default must be one of", StringComparison.Ordinal) && e.Contains("'Loud'", StringComparison.Ordinal));
         Assert.Contains(errors, e => e.StartsWith("Serilog:MinimumLevel:Override:Spegel.Registry.RequestLogMiddleware must be one of", StringComparison.Ordinal));
+        Assert.Contains(errors, e => e.StartsWith("Spegel:MirrorResolveRetries must be between 1 and 20", StringComparison.Ordinal));
+        Assert.DoesNotContain(process.Lines, l => l.Contains("Unhandled exception", StringComparison.Ordinal));
     }
 
     [Fact]
