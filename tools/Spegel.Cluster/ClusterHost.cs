@@ -188,6 +188,15 @@ internal sealed class ClusterHost : IAsyncDisposable
                 common.Add($"--Spegel:Resolver:Url={_resolver.Url}");
             }
 
+            // Every node of this cluster shares one machine's cores: a lookup can take over the product's 1 s budget while
+            // the others pull, and with the upstream down (the demo's point) that 404 would fail a pull a peer could
+            // serve. A real node has its own cores; here the registries get 5 s.
+            List<string> registryArguments = [.. common, "--Spegel:MirrorResolveTimeout=00:00:05"];
+            if (_peerTokenFile is not null)
+            {
+                registryArguments.Add($"--Spegel:PeerTokenFile={_peerTokenFile}");
+            }
+
             var registrySidecar = Sidecar(node.Name + "-registry", "registry");
             node.Registry = SpegelServiceProcess.Start(new SpegelServiceOptions
             {
@@ -195,7 +204,7 @@ internal sealed class ClusterHost : IAsyncDisposable
                 Name = node.Name + "-registry",
                 Port = node.RegistryPort,
                 LogDirectory = LogDirectory,
-                Arguments = _peerTokenFile is null ? common : [.. common, $"--Spegel:PeerTokenFile={_peerTokenFile}"],
+                Arguments = registryArguments,
                 Environment = registrySidecar?.Environment ?? new Dictionary<string, string>(StringComparer.Ordinal),
             });
             var indexerSidecar = Sidecar(node.Name + "-indexer", "indexer");
