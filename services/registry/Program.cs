@@ -4,6 +4,7 @@ using Spegel.Registry;
 var builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = args, ContentRootPath = AppContext.BaseDirectory });
 builder.AddSpegelDefaults("registry");
 builder.AddRegistry();
+builder.AddRegistryKestrelLimits();
 
 var app = builder.Build();
 app.MapSpegelHealth();

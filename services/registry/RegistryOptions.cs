@@ -12,10 +12,12 @@ public sealed class RegistryOptions : IValidatableOptions
     private Regex[]? compiledFilters;
 
     /// <summary>Registries served (<c>docker.io</c>, <c>ghcr.io</c>, <c>registry.k8s.io:443</c>); empty serves every registry.</summary>
-    public List<string> MirroredRegistries { get; } = [];
+    [System.Diagnostics.CodeAnalysis.SuppressMessage("Performance", "CA1819", Justification = "An array binds under Native AOT, a get-only List does not (tests/Spegel.Aot.Tests).")]
+    public string[] MirroredRegistries { get; set; } = [];
 
     /// <summary>Regular expressions on <c>registry/repo:tag</c>; a match is answered 404 at once (e.g. <c>:latest$</c>).</summary>
-    public List<string> RegistryFilters { get; } = [];
+    [System.Diagnostics.CodeAnalysis.SuppressMessage("Performance", "CA1819", Justification = "An array binds under Native AOT, a get-only List does not (tests/Spegel.Aot.Tests).")]
+    public string[] RegistryFilters { get; set; } = [];
 
     /// <summary>Serve manifests by tag. Off: only digests are served, and tags always go upstream.</summary>
     public bool ResolveTags { get; set; } = true;
@@ -23,12 +25,18 @@ public sealed class RegistryOptions : IValidatableOptions
     /// <summary>The largest manifest served; bigger ones are refused rather than buffered.</summary>
     public long MaxManifestBytes { get; set; } = 4 * 1024 * 1024;
 
+    /// <summary>
+    /// How long a client may take to send a request's headers before Kestrel closes the connection (slow-loris).
+    /// containerd sends its headers in one write; only a stalled or hostile client needs longer than a second.
+    /// </summary>
+    public TimeSpan RequestHeadersTimeout { get; set; } = TimeSpan.FromSeconds(10);
+
     internal IReadOnlyList<Regex> Filters => compiledFilters ??= RegistryFilters
         .Select(f => new Regex(f, RegexOptions.CultureInvariant | RegexOptions.NonBacktracking))
         .ToArray();
 
     public bool IsMirrored(string registry) =>
-        MirroredRegistries.Count == 0 || MirroredRegistries.Contains(registry, StringComparer.Ordinal);
+        MirroredRegistries.Length == 0 || MirroredRegistries.Contains(registry, StringComparer.Ordinal);
 
     public bool IsFiltered(string reference) => Filters.Any(f => f.IsMatch(reference));
 
@@ -68,6 +76,11 @@ public sealed class RegistryOptions : IValidatableOptions
         if (MaxManifestBytes is < 1024 or > 64 * 1024 * 1024)
         {
             yield return $"Spegel:MaxManifestBytes must be between 1 KiB and 64 MiB, not {MaxManifestBytes}.";
+        }
+
+        if (RequestHeadersTimeout < TimeSpan.FromSeconds(1) || RequestHeadersTimeout > TimeSpan.FromMinutes(5))
+        {
+            yield return $"Spegel:RequestHeadersTimeout must be between 00:00:01 and 00:05:00, not '{RequestHeadersTimeout}'.";
         }
     }
 }

@@ -43,8 +43,23 @@ public sealed class ResolverOptions : IValidatableOptions
     /// </summary>
     public int IndexChunks { get; set; } = 256;
 
+    /// <summary>
+    /// CIDRs (IPv4 or IPv6) a node's advertised address must fall in, e.g. the pod or node network; an event naming
+    /// any other address is dropped. Empty: any IP literal. Host names, link-local (metadata) and unspecified
+    /// addresses are always refused unless a listed network lies inside their range. See docs/resolver.md.
+    /// </summary>
+    public List<string> PeerNetworks { get; } = [];
+
     public IEnumerable<string> Validate()
     {
+        foreach (var network in PeerNetworks)
+        {
+            if (!Events.NodeAddressPolicy.TryParseNetwork(network, out _))
+            {
+                yield return $"{SectionName}:PeerNetworks entry '{network}' is not a CIDR such as 10.0.0.0/8 or fd00::/8 (no bits set past the prefix) or a single IP address.";
+            }
+        }
+
         foreach (var (name, value) in new[] { (nameof(PubSub), PubSub), (nameof(Topic), Topic), (nameof(StateStore), StateStore) })
         {
             if (string.IsNullOrWhiteSpace(value))

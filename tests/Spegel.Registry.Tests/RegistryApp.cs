@@ -5,6 +5,7 @@ using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.AspNetCore.Http.Features;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Logging;
 using Spegel.Core.Content;
 using Spegel.Hosting;
 
@@ -28,12 +29,26 @@ internal sealed class RegistryApp : IAsyncDisposable
 
     public IServiceProvider Services => app.Services;
 
-    public static async Task<RegistryApp> StartAsync(ILocalContent content, params string[] args)
+    public static Task<RegistryApp> StartAsync(ILocalContent content, params string[] args) => StartAsync(content, null, null, args);
+
+    public static Task<RegistryApp> StartAsync(ILocalContent content, CapturedLogs? logs, params string[] args) => StartAsync(content, logs, null, args);
+
+    /// <summary>As Program.cs builds it; with <paramref name="logs"/>, log lines go there instead of the console.</summary>
+    public static async Task<RegistryApp> StartAsync(ILocalContent content, CapturedLogs? logs, Action<WebApplicationBuilder>? configure, params string[] args)
     {
         var builder = WebApplication.CreateBuilder(["--urls", "http://127.0.0.1:0", .. args]);
         builder.AddSpegelDefaults("registry");
         builder.AddRegistry();
+        builder.AddRegistryKestrelLimits();
         builder.Services.Replace(ServiceDescriptor.Singleton(content));
+        if (logs is not null)
+        {
+            builder.Services.RemoveAll<ILoggerFactory>();
+            builder.Services.AddSingleton<ILoggerFactory>(_ => new LoggerFactory([logs]));
+        }
+
+        configure?.Invoke(builder);
+
         var app = builder.Build();
         app.MapSpegelHealth();
         app.MapRegistry();
@@ -47,5 +62,35 @@ internal sealed class RegistryApp : IAsyncDisposable
         Client.Dispose();
         await app.StopAsync();
         await app.DisposeAsync();
+    }
+}
+
+/// <summary>Log lines as (category, level, message), for asserting that bad input is logged.</summary>
+internal sealed class CapturedLogs : ILoggerProvider
+{
+    private readonly System.Collections.Concurrent.ConcurrentQueue<(string Category, LogLevel Level, string Message)> lines = new();
+
+    public IReadOnlyList<(string Category, LogLevel Level, string Message)> Lines => [.. lines];
+
+    public ILogger CreateLogger(string categoryName) => new Logger(categoryName, this);
+
+    public void Dispose()
+    {
+    }
+
+    private sealed class Logger(string category, CapturedLogs owner) : ILogger
+    {
+        public IDisposable? BeginScope<TState>(TState state)
+            where TState : notnull => null;
+
+        public bool IsEnabled(LogLevel logLevel) => logLevel >= LogLevel.Information;
+
+        public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
+        {
+            if (IsEnabled(logLevel))
+            {
+                owner.lines.Enqueue((category, logLevel, formatter(state, exception)));
+            }
+        }
     }
 }

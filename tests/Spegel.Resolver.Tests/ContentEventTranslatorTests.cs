@@ -68,7 +68,7 @@ public sealed class ContentEventTranslatorTests
     {
         using var resolver = new ResolverHarness();
         var digest = Digest("x");
-        var body = $$"""{"version":1,"node":"node-a","address":"http://node-a:5000","epoch":1,"sequence":1,"timestamp":"2025-01-01T00:00:00Z","digests":["{{digest}}"],"kind":"advertised"}""";
+        var body = $$"""{"version":1,"node":"node-a","address":"http://10.0.0.1:5000","epoch":1,"sequence":1,"timestamp":"2025-01-01T00:00:00Z","digests":["{{digest}}"],"kind":"advertised"}""";
         using var stream = new MemoryStream(Encoding.UTF8.GetBytes(body));
 
         var result = await resolver.Dispatcher.DispatchAsync(stream, CancellationToken.None);

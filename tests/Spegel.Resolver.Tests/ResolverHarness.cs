@@ -78,7 +78,12 @@ public static class TestEvents
 
     public static string Digest(string seed) => Core.Digest.ComputeSha256(System.Text.Encoding.UTF8.GetBytes(seed)).ToString();
 
-    public static string Address(string node) => $"http://{node}.example:5000";
+    /// <summary>A stable pod-network IP per node name: the resolver accepts only IP literals as node addresses.</summary>
+    public static string Address(string node)
+    {
+        var h = System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(node));
+        return $"http://10.{h[0]}.{h[1]}.{Math.Max(1, (int)h[2])}:5000";
+    }
 
     public static ContentAdvertised Advertised(string node, long seq, IEnumerable<string> digests, IEnumerable<TagBinding>? tags = null, long epoch = Epoch) => new()
     {

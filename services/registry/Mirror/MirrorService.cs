@@ -220,10 +220,15 @@ public sealed partial class MirrorService(
         return request;
     }
 
+    /// <summary>
+    /// A blob answer must say how long it is (and a 206 where it starts): without a length the end of the body
+    /// cannot be told from a peer that died, and a chunked 200 would be relayed as an empty, complete blob.
+    /// </summary>
     private static Acceptance AcceptBlob(HttpResponseMessage response) =>
-        response.StatusCode is HttpStatusCode.OK or HttpStatusCode.PartialContent
-            ? Acceptance.Yes()
-            : Acceptance.No($"status {(int)response.StatusCode}");
+        response.StatusCode is not (HttpStatusCode.OK or HttpStatusCode.PartialContent) ? Acceptance.No($"status {(int)response.StatusCode}")
+        : response.Content.Headers.ContentLength is null ? Acceptance.No("no Content-Length from the peer")
+        : response.StatusCode == HttpStatusCode.PartialContent && response.Content.Headers.ContentRange?.From is null ? Acceptance.No("206 without a Content-Range from the peer")
+        : Acceptance.Yes();
 
     private async Task<Acceptance> AcceptManifestAsync(Peer peer, HttpResponseMessage response, DistributionPath path, string? newestDigest, CancellationToken cancellationToken)
     {
@@ -255,6 +260,19 @@ public sealed partial class MirrorService(
         {
             ReportMismatch([peer], expected.Value);
             return Acceptance.No("manifest bytes do not match their digest");
+        }
+
+        // Right bytes are not enough: a layer served on the manifests endpoint, or a tag bound to any bytes that hash
+        // to the digest the peer itself advertised, must not reach containerd as a manifest. Served only when the
+        // peer's Content-Type is a manifest type and the bytes parse as that type, as the local path requires.
+        var mediaType = response.Content.Headers.ContentType?.MediaType;
+        var parsed = MediaTypes.IsManifest(mediaType) ? ManifestParser.Parse(mediaType, body) : null;
+        if (parsed is not { IsSuccess: true })
+        {
+            var reason = parsed?.Error ?? $"content type '{mediaType}' is not a manifest type";
+            health.RecordMismatch(peer);
+            LogNotAManifest(peer.Node, expected.Value.ToString(), reason);
+            return Acceptance.No($"not a manifest: {reason}");
         }
 
         return Acceptance.Yes(body);
@@ -327,6 +345,9 @@ public sealed partial class MirrorService(
 
     [LoggerMessage(Level = LogLevel.Information, Message = "mirror miss {err} {key} {reason} {attempts}")]
     private partial void LogMiss(string err, string key, string reason, int attempts);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "peer sent a manifest that is not one, skipped {peer} {digest} {reason}")]
+    private partial void LogNotAManifest(string peer, string digest, string reason);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "peer sent bytes not matching their digest {peer} {digest}")]
     private partial void LogMismatch(string peer, string digest);

@@ -1,6 +1,7 @@
 using System.Text.Json;
 using System.Text.Json.Serialization.Metadata;
 using Mediator;
+using Microsoft.Extensions.Options;
 using Spegel.Core.Events;
 
 namespace Spegel.Resolver.Events;
@@ -12,8 +13,10 @@ public sealed record DispatchResult(EventOutcome? Outcome, string? DropReason, C
 }
 
 /// <summary>Parses, checks and hands a content event to its handler through the mediator.</summary>
-public sealed class ContentEventDispatcher(ISender sender)
+public sealed class ContentEventDispatcher(ISender sender, IOptions<ResolverOptions> options)
 {
+    private readonly NodeAddressPolicy addresses = NodeAddressPolicy.From(options.Value.PeerNetworks);
+
     // The contract's context, tolerating a "kind" that is not the first property (other publishers, hand-written events).
     private static readonly JsonTypeInfo<ContentEvent> EventTypeInfo = (JsonTypeInfo<ContentEvent>)new JsonSerializerOptions(ContentEventJsonContext.Default.Options)
     {
@@ -41,7 +44,7 @@ public sealed class ContentEventDispatcher(ISender sender)
     public async Task<DispatchResult> DispatchAsync(ContentEvent contentEvent, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(contentEvent);
-        if (!ContentEventTranslator.TryTranslate(contentEvent, out var command, out var error))
+        if (!ContentEventTranslator.TryTranslate(contentEvent, addresses, out var command, out var error))
         {
             return new DispatchResult(null, error, contentEvent);
         }

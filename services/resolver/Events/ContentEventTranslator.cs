@@ -12,11 +12,16 @@ namespace Spegel.Resolver.Events;
 /// </summary>
 public static class ContentEventTranslator
 {
-    public static bool TryTranslate(ContentEvent contentEvent, [NotNullWhen(true)] out ICommand<EventOutcome>? command, [NotNullWhen(false)] out string? error)
+    /// <summary>Translates with <see cref="NodeAddressPolicy.AnyAddress"/>: any IP literal outside the reserved ranges.</summary>
+    public static bool TryTranslate(ContentEvent contentEvent, [NotNullWhen(true)] out ICommand<EventOutcome>? command, [NotNullWhen(false)] out string? error) =>
+        TryTranslate(contentEvent, NodeAddressPolicy.AnyAddress, out command, out error);
+
+    public static bool TryTranslate(ContentEvent contentEvent, NodeAddressPolicy addresses, [NotNullWhen(true)] out ICommand<EventOutcome>? command, [NotNullWhen(false)] out string? error)
     {
         ArgumentNullException.ThrowIfNull(contentEvent);
+        ArgumentNullException.ThrowIfNull(addresses);
         command = null;
-        error = CheckEnvelope(contentEvent);
+        error = CheckEnvelope(contentEvent, addresses);
         if (error is not null)
         {
             return false;
@@ -48,7 +53,7 @@ public static class ContentEventTranslator
         }
     }
 
-    private static string? CheckEnvelope(ContentEvent e)
+    private static string? CheckEnvelope(ContentEvent e, NodeAddressPolicy addresses)
     {
         if (e.Version != ContentEvent.CurrentVersion)
         {
@@ -63,6 +68,12 @@ public static class ContentEventTranslator
         if (!Uri.TryCreate(e.Address, UriKind.Absolute, out var address) || (address.Scheme != Uri.UriSchemeHttp && address.Scheme != Uri.UriSchemeHttps))
         {
             return $"node address '{e.Address}' must be an absolute http or https URL";
+        }
+
+        // Registries fetch from this address: a forged one must not point them at a host name or a metadata service.
+        if (addresses.Check(address) is { } refused)
+        {
+            return refused;
         }
 
         return e.Epoch < 0 || e.Sequence < 0 ? $"stamp ({e.Epoch}, {e.Sequence}) must not be negative" : null;

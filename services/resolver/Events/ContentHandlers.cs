@@ -4,11 +4,11 @@ using Spegel.Resolver.State;
 
 namespace Spegel.Resolver.Events;
 
-public sealed class AdvertiseContentHandler(PeerMap map) : ICommandHandler<AdvertiseContent, EventOutcome>
+public sealed class AdvertiseContentHandler(PeerMap map, ILogger<AdvertiseContentHandler> logger) : ICommandHandler<AdvertiseContent, EventOutcome>
 {
     public async ValueTask<EventOutcome> Handle(AdvertiseContent command, CancellationToken cancellationToken)
     {
-        var touch = await map.TouchAsync(command.Node);
+        var touch = await NodeTouch.TouchAsync(map, command.Node, logger);
         if (touch.Outcome == UpdateOutcome.Contended || touch.Superseded)
         {
             return touch.Outcome.ToEventOutcome();
@@ -18,11 +18,11 @@ public sealed class AdvertiseContentHandler(PeerMap map) : ICommandHandler<Adver
     }
 }
 
-public sealed class WithdrawContentHandler(PeerMap map) : ICommandHandler<WithdrawContent, EventOutcome>
+public sealed class WithdrawContentHandler(PeerMap map, ILogger<WithdrawContentHandler> logger) : ICommandHandler<WithdrawContent, EventOutcome>
 {
     public async ValueTask<EventOutcome> Handle(WithdrawContent command, CancellationToken cancellationToken)
     {
-        var touch = await map.TouchAsync(command.Node);
+        var touch = await NodeTouch.TouchAsync(map, command.Node, logger);
         if (touch.Outcome == UpdateOutcome.Contended || touch.Superseded)
         {
             return touch.Outcome.ToEventOutcome();
@@ -37,7 +37,7 @@ public sealed class ApplySnapshotPartHandler(PeerMap map, TimeProvider time, ILo
 {
     public async ValueTask<EventOutcome> Handle(ApplySnapshotPart command, CancellationToken cancellationToken)
     {
-        var touch = await map.TouchAsync(command.Node);
+        var touch = await NodeTouch.TouchAsync(map, command.Node, logger);
         if (touch.Outcome == UpdateOutcome.Contended || touch.Superseded)
         {
             return touch.Outcome.ToEventOutcome();
@@ -74,10 +74,42 @@ public sealed class ApplySnapshotPartHandler(PeerMap map, TimeProvider time, ILo
     }
 }
 
-public sealed class RecordHeartbeatHandler(PeerMap map) : ICommandHandler<RecordHeartbeat, EventOutcome>
+public sealed class RecordHeartbeatHandler(PeerMap map, ILogger<RecordHeartbeatHandler> logger) : ICommandHandler<RecordHeartbeat, EventOutcome>
 {
     public async ValueTask<EventOutcome> Handle(RecordHeartbeat command, CancellationToken cancellationToken) =>
-        (await map.TouchAsync(command.Node, command.Interval)).Outcome.ToEventOutcome();
+        (await NodeTouch.TouchAsync(map, command.Node, logger, command.Interval)).Outcome.ToEventOutcome();
+}
+
+/// <summary>
+/// Touches the node's record and says so when its address moved. Only a newer stamp can move it (the map ignores
+/// older and equal ones); a pod restart legitimately brings a new address, so a newer one is applied, and logged:
+/// a live node's address changing is what a forged event would look like.
+/// </summary>
+internal static partial class NodeTouch
+{
+    public static async Task<TouchResult> TouchAsync(PeerMap map, NodeFacts node, ILogger logger, TimeSpan? heartbeatInterval = null)
+    {
+        var touch = await map.TouchAsync(node, heartbeatInterval);
+        if (touch.ReplacedAddress is { } previous)
+        {
+            if (touch.ReplacedWhileLive)
+            {
+                LogLiveAddressChanged(logger, node.Name, previous, node.Address, node.Stamp.Epoch, node.Stamp.Sequence);
+            }
+            else
+            {
+                LogAddressChanged(logger, node.Name, previous, node.Address, node.Stamp.Epoch, node.Stamp.Sequence);
+            }
+        }
+
+        return touch;
+    }
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "node address changed while the node was live {node} {previous} {address} {epoch} {seq}")]
+    private static partial void LogLiveAddressChanged(ILogger logger, string node, string previous, string address, long epoch, long seq);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "node address changed {node} {previous} {address} {epoch} {seq}")]
+    private static partial void LogAddressChanged(ILogger logger, string node, string previous, string address, long epoch, long seq);
 }
 
 internal static class UpdateOutcomeExtensions

@@ -12,8 +12,11 @@ public sealed record NodeFacts(string Name, string Address, EventStamp Stamp);
 /// <summary>A tag key (<c>registry/repo:tag</c>, normalised) and the digest a node resolved it to.</summary>
 public sealed record TagBindingKey(string TagKey, string Digest);
 
-/// <summary>What touching a node's record found.</summary>
-public sealed record TouchResult(UpdateOutcome Outcome, bool Superseded);
+/// <summary>
+/// What touching a node's record found. <paramref name="ReplacedAddress"/>: the address a newer event replaced
+/// (null when unchanged or new), and whether the node was alive with it (<paramref name="ReplacedWhileLive"/>).
+/// </summary>
+public sealed record TouchResult(UpdateOutcome Outcome, bool Superseded, string? ReplacedAddress = null, bool ReplacedWhileLive = false);
 
 /// <summary>What recording a snapshot part found.</summary>
 public sealed record SnapshotPartResult(UpdateOutcome Outcome, bool Completed, EventStamp Floor);
@@ -65,12 +68,22 @@ public sealed class PeerMap
         ArgumentNullException.ThrowIfNull(node);
         var now = NowMs();
         var floor = default(EventStamp);
+        string? replaced = null;
+        var wasLive = false;
         var outcome = await Nodes.UpdateAsync(ResolverKeys.Node(node.Name), record =>
         {
             floor = record.Floor;
+            replaced = null;
             if (record.LastSeen != 0 && node.Stamp <= record.LastStamp)
             {
+                // An older or equal stamp never moves the node's address (nor anything else in its record).
                 return false;
+            }
+
+            if (record.LastSeen != 0 && record.Address.Length > 0 && !string.Equals(record.Address, node.Address, StringComparison.Ordinal))
+            {
+                replaced = record.Address;
+                wasLive = now - record.LastSeen < (long)_options.NodeTimeout.TotalMilliseconds;
             }
 
             record.LastStamp = node.Stamp;
@@ -83,7 +96,7 @@ public sealed class PeerMap
 
             return true;
         });
-        return new TouchResult(outcome, node.Stamp < floor);
+        return new TouchResult(outcome, node.Stamp < floor, outcome == UpdateOutcome.Committed ? replaced : null, wasLive);
     }
 
     /// <summary>The node holds these digests and resolved these tags so, as of its event's stamp.</summary>
