@@ -61,8 +61,12 @@ public static class RegistryHostingExtensions
                 UseProxy = false,
             });
 
-        // Every request to a peer carries the shared peer token when one is configured.
-        services.AddValidatedOptions<PeerAuthOptions>(PeerAuthOptions.SectionName);
+        // Every request to a peer carries the shared peer token when one is configured; a registry peers can reach
+        // (Dapr transport, or listening beyond loopback) must have one unless Spegel:PeerAuthentication=None.
+        services.AddValidatedOptions<PeerAuthOptions>(PeerAuthOptions.SectionName)
+            .Configure<IOptions<SpegelOptions>, IConfiguration>((auth, spegel, configuration) =>
+                auth.ReachableBecause = PeerReachability.Reason(spegel.Value.TransportKind, configuration));
+        services.AddHostedService<PeerAuthenticationWarning>();
         peersClient.AddHttpMessageHandler(sp => sp.GetRequiredService<IOptions<PeerAuthOptions>>().Value.Token is { } token
             ? new PeerTokenHandler(token)
             : new PassThroughHandler());

@@ -107,6 +107,7 @@ public class DaprWiringTests
         Assert.Equal("Dapr", env["Spegel__Transport"]);
     }
 
+    /// <summary>The Dapr API token is an optional component; the peer token Secret is required (<see cref="PeerTokenTests"/>).</summary>
     [Fact]
     public void DaemonSets_Base_HaveNoTokenSecretsSoTheyApplyWithoutOne()
     {

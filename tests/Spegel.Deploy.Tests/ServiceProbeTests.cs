@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Net;
 using System.Net.Sockets;
+using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json.Nodes;
 
@@ -10,7 +11,8 @@ namespace Spegel.Deploy.Tests;
 /// <summary>
 /// Each service, started from its build output with the environment its rendered container gets (downward API
 /// filled in for a sample node, no sidecar, no containerd), must accept that configuration and answer the paths its
-/// probes use. The one change: the listen port is a free one, so tests can run side by side.
+/// probes use. The changes: the listen port is a free one, so tests can run side by side, and mounted Secret files
+/// (the peer token) live in a scratch directory.
 /// </summary>
 public class ServiceProbeTests
 {
@@ -22,7 +24,8 @@ public class ServiceProbeTests
     [InlineData("resolver", "Spegel.Resolver")]
     public async Task Probes_RenderedService_AnswerOnTheRealService(string component, string project)
     {
-        var app = Kustomize.Render(Kustomize.Base).DaemonSet(component).App;
+        var workload = Kustomize.Render(Kustomize.Base).DaemonSet(component);
+        var app = workload.App;
         var port = FreePort();
         var scratch = Directory.CreateTempSubdirectory("spegel-probe-").FullName;
         var env = PodEnvironment.Resolve(app).ToDictionary(StringComparer.Ordinal);
@@ -32,6 +35,19 @@ public class ServiceProbeTests
         foreach (var key in env.Keys.Where(k => k.StartsWith("Spegel__Containerd__", StringComparison.Ordinal)).ToList())
         {
             env[key] = Path.Combine(scratch, key);
+        }
+
+        // Secret volumes as the kubelet fills them, under scratch: every file the environment names in one (the peer
+        // token: the Dapr registry refuses to start without it) is written there with a fresh value.
+        foreach (var mountPath in SecretMountPaths(workload, app))
+        {
+            foreach (var key in env.Keys.Where(k => env[k].StartsWith(mountPath + "/", StringComparison.Ordinal)).ToList())
+            {
+                var local = Path.Combine(scratch, "secrets", env[key].TrimStart('/'));
+                Directory.CreateDirectory(Path.GetDirectoryName(local)!);
+                File.WriteAllText(local, Convert.ToHexString(RandomNumberGenerator.GetBytes(32)));
+                env[key] = local;
+            }
         }
 
         var log = new StringBuilder();
@@ -61,6 +77,7 @@ public class ServiceProbeTests
             }
 
             Assert.DoesNotContain("invalid configuration", text, StringComparison.Ordinal);
+            Assert.DoesNotContain("peer authentication off", text, StringComparison.Ordinal);
             var started = text.Split('\n').Select(l => l.Trim()).Where(l => l.StartsWith('{'))
                 .Select(l => JsonNode.Parse(l)!.AsObject())
                 .Single(l => l.Str("msg") == "service started");
@@ -78,6 +95,12 @@ public class ServiceProbeTests
             Directory.Delete(scratch, recursive: true);
         }
     }
+
+    /// <summary>Where <paramref name="app"/> mounts Secret volumes.</summary>
+    private static IEnumerable<string> SecretMountPaths(Workload workload, JsonObject app) =>
+        ((app["volumeMounts"] as JsonArray)?.Cast<JsonObject>() ?? [])
+            .Where(m => workload.Volume(m.Str("name")!)["secret"] is not null)
+            .Select(m => m.Str("mountPath")!);
 
     private static Process Start(string project, Dictionary<string, string> env, StringBuilder log)
     {

@@ -188,7 +188,7 @@ public sealed class PeerFailureTests(ITestOutputHelper output)
             foreach (var blob in image.NativeBlobs)
             {
                 // Warms both peers up, and proves the liar lies: same length, wrong bytes for what it corrupted.
-                Assert.Equal(blob.Digest, await LyingRegistry.FetchAsync(node1.RegistryUrl, image, blob));
+                Assert.Equal(blob.Digest, await LyingRegistry.FetchAsync(node1.RegistryUrl, image, blob, cluster.PeerToken));
                 Assert.Equal(!liar.Corrupted.Contains(blob.Digest), await LyingRegistry.FetchAsync(liar.Url, image, blob) == blob.Digest);
             }
         }

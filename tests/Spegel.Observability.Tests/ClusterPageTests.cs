@@ -138,7 +138,7 @@ public sealed class ClusterPageTests
         {
             Service = "registry",
             Name = "dapr-registry",
-            Arguments = ["--Spegel:Transport=Dapr", "--Spegel:Node:Name=node-d"],
+            Arguments = ["--Spegel:Transport=Dapr", "--Spegel:Node:Name=node-d", "--Spegel:PeerToken=0123456789abcdef-peer-token"],
             Environment = registrySidecar.Environment,
         });
         using var http = new HttpClient { BaseAddress = registry.BaseUri };

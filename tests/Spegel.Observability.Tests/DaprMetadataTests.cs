@@ -83,6 +83,8 @@ public sealed class DaprMetadataTests
                 ["Spegel:Transport"] = "Dapr",
                 ["Spegel:Node:Name"] = "node-m",
                 ["Spegel:Node:Address"] = "http://127.0.0.1:1",
+                // A Dapr registry does not start without the peers' shared token.
+                ["Spegel:PeerToken"] = "0123456789abcdef-peer-token",
                 ["DAPR_GRPC_ENDPOINT"] = grpc,
                 ["DAPR_HTTP_ENDPOINT"] = http,
             },

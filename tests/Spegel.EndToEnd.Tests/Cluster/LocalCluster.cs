@@ -44,6 +44,15 @@ public sealed class LocalCluster : IAsyncDisposable
     public DaprBackplane? Backplane => _backplane;
 
     /// <summary>
+    /// The peer token file every registry is given (<see cref="ClusterTransport.Dapr"/> only: a Dapr registry refuses to
+    /// start without one, as in Kubernetes where it is the mounted Secret); null in Standalone on loopback.
+    /// </summary>
+    public string? PeerTokenFile { get; private set; }
+
+    /// <summary>The token in <see cref="PeerTokenFile"/>, for tests that ask a registry as a peer would.</summary>
+    public string? PeerToken { get; private set; }
+
+    /// <summary>
     /// The sidecar double next to a service (<see cref="ClusterTransport.Dapr"/> only): <c>resolver</c>,
     /// <c>node-1-registry</c>, <c>node-1-indexer</c>…
     /// </summary>
@@ -136,6 +145,9 @@ public sealed class LocalCluster : IAsyncDisposable
         if (Options.Transport == ClusterTransport.Dapr)
         {
             _backplane = new DaprBackplane();
+            PeerToken = Convert.ToHexString(System.Security.Cryptography.RandomNumberGenerator.GetBytes(32));
+            PeerTokenFile = Path.Combine(Directory, "peer-token");
+            await File.WriteAllTextAsync(PeerTokenFile, PeerToken, ct);
         }
 
         if (Options.Resolver)
@@ -186,7 +198,7 @@ public sealed class LocalCluster : IAsyncDisposable
                 // a resolver answer can take over the product's 1 s default there, and with the upstream stopped that
                 // spurious 404 fails a pull the test expects peers to serve. 5 s (a test's own arguments come later
                 // and win) keeps the mirror's timeout out of tests that are not about it.
-                Arguments = [.. NodeArguments(node, "{url}"), "--Spegel:MirrorResolveTimeout=00:00:05", .. Options.RegistryArguments],
+                Arguments = [.. NodeArguments(node, "{url}"), "--Spegel:MirrorResolveTimeout=00:00:05", .. PeerTokenArguments(), .. Options.RegistryArguments],
                 Environment = environment,
             });
         }
@@ -266,6 +278,8 @@ public sealed class LocalCluster : IAsyncDisposable
         args.AddRange(Options.ResolverArguments);
         return args;
     }
+
+    private List<string> PeerTokenArguments() => PeerTokenFile is null ? [] : [$"--Spegel:PeerTokenFile={PeerTokenFile}"];
 
     /// <summary>What registry and indexer of a node share; <paramref name="address"/> is the node's registry URL (or <c>{url}</c>, for the registry itself).</summary>
     private List<string> NodeArguments(ClusterNode node, string address)

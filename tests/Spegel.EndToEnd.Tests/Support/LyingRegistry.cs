@@ -69,12 +69,20 @@ internal sealed class LyingRegistry : IAsyncDisposable
         return new LyingRegistry(service, directory, corrupted);
     }
 
-    /// <summary>GETs one blob or manifest from a registry as a peer would (<c>X-Spegel-Mirrored</c>) and returns the digest of what came.</summary>
-    public static async Task<Digest> FetchAsync(string registryUrl, TestImage image, Descriptor blob)
+    /// <summary>
+    /// GETs one blob or manifest from a registry as a peer would (<c>X-Spegel-Mirrored</c>, with the cluster's peer
+    /// token when it has one) and returns the digest of what came.
+    /// </summary>
+    public static async Task<Digest> FetchAsync(string registryUrl, TestImage image, Descriptor blob, string? peerToken = null)
     {
         var kind = MediaTypes.IsManifest(blob.MediaType) ? "manifests" : "blobs";
         using var request = new HttpRequestMessage(HttpMethod.Get, new Uri(new Uri(registryUrl), $"/v2/{image.Repository}/{kind}/{blob.Digest}?ns={image.Registry}"));
         request.Headers.Add("X-Spegel-Mirrored", "true");
+        if (peerToken is not null)
+        {
+            request.Headers.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", peerToken);
+        }
+
         using var response = await Http.SendAsync(request);
         response.EnsureSuccessStatusCode();
         return Digest.ComputeSha256(await response.Content.ReadAsByteArrayAsync());
