@@ -38,6 +38,9 @@ public static class IndexerHostingExtensions
             services.AddHttpClient<IContentEventPublisher, StandaloneContentEventPublisher>(c => c.Timeout = TimeSpan.FromSeconds(5));
         }
 
+        services.AddHttpClient(RegistryProbe.ClientName, c => c.Timeout = Timeout.InfiniteTimeSpan)
+            .ConfigurePrimaryHttpMessageHandler(() => new SocketsHttpHandler { UseProxy = false, PooledConnectionLifetime = TimeSpan.FromSeconds(30) });
+        services.AddSingleton<RegistryProbe>();
         services.AddSingleton<EventOutbox>();
         services.AddHostedService(sp => sp.GetRequiredService<EventOutbox>());
         services.AddSingleton<IndexerWorker>();

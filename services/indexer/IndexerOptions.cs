@@ -20,6 +20,12 @@ public sealed class IndexerOptions : IValidatableOptions
     /// <summary>The largest event message; snapshots and big images are split below it (pub/sub brokers cap message sizes).</summary>
     public int MaxMessageBytes { get; set; } = 256 * 1024;
 
+    /// <summary>
+    /// Heartbeat only while this node's registry answers at <c>Spegel:Node:Address</c> (once it has answered since
+    /// start): a node whose registry stopped leaves every answer within the resolver's node timeout.
+    /// </summary>
+    public bool ProbeRegistry { get; set; } = true;
+
     public string PubSub { get; set; } = ContentTopics.DefaultPubSub;
 
     public string Topic { get; set; } = ContentTopics.DefaultTopic;

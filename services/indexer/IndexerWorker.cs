@@ -15,7 +15,8 @@ public sealed partial class IndexerWorker(
     EventOutbox outbox,
     TimeProvider time,
     IOptions<IndexerOptions> options,
-    ILogger<IndexerWorker> logger) : BackgroundService
+    ILogger<IndexerWorker> logger,
+    RegistryProbe? registry = null) : BackgroundService
 {
     private readonly NodeContentIndex index = new();
     private readonly IndexerOptions options = options.Value;
@@ -201,8 +202,8 @@ public sealed partial class IndexerWorker(
         {
             do
             {
-                // A node whose containerd is away cannot serve: stay silent so resolvers stop offering it.
-                if (connected)
+                // A node whose containerd or registry is away cannot serve: stay silent so resolvers stop offering it.
+                if (connected && (registry is null || await registry.IsServingAsync(cancellationToken)))
                 {
                     await outbox.HeartbeatAsync(cancellationToken);
                 }

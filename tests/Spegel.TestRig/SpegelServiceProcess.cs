@@ -32,6 +32,9 @@ public sealed class SpegelServiceOptions
 
     /// <summary>A name for the log file and failure messages (<c>node-1-registry</c>); defaults to the service.</summary>
     public string? Name { get; init; }
+
+    /// <summary>A native executable of the service (the registry's Native AOT build) to run instead of <c>dotnet &lt;dll&gt;</c>.</summary>
+    public string? Executable { get; init; }
 }
 
 /// <summary>
@@ -108,6 +111,12 @@ public sealed partial class SpegelServiceProcess : IAsyncDisposable
 
     public int ExitCode => _process?.ExitCode ?? throw new InvalidOperationException($"{Name} was never started");
 
+    /// <summary>
+    /// Variables set (over the options' environment) from the next start on: a restart under libfaketime sets
+    /// <c>LD_PRELOAD</c> and <c>FAKETIME</c> here, and clears them again with empty values.
+    /// </summary>
+    public IDictionary<string, string> EnvironmentOverrides { get; } = new Dictionary<string, string>(StringComparer.Ordinal);
+
     /// <summary>Every output line of every run so far, in order.</summary>
     public IReadOnlyList<string> Lines => _lines.ToArray();
 
@@ -163,20 +172,21 @@ public sealed partial class SpegelServiceProcess : IAsyncDisposable
     public static string DllPath(string service)
     {
         var project = ProjectName(service);
+        var configuration = new DirectoryInfo(AppContext.BaseDirectory.TrimEnd(Path.DirectorySeparatorChar)).Name;
+        var path = Path.Combine(RepositoryRoot(), "artifacts", "bin", project, configuration, project + ".dll");
+        return File.Exists(path) ? path : throw new FileNotFoundException($"{project} is not built in '{configuration}'; build the solution first", path);
+    }
+
+    /// <summary>The checkout the running tests were built from: the folder above their output that holds <c>Spegel.Dapr.sln</c>.</summary>
+    public static string RepositoryRoot()
+    {
         var dir = new DirectoryInfo(AppContext.BaseDirectory);
         while (dir is not null && !File.Exists(Path.Combine(dir.FullName, "Spegel.Dapr.sln")))
         {
             dir = dir.Parent;
         }
 
-        if (dir is null)
-        {
-            throw new InvalidOperationException("Spegel.Dapr.sln not found above the test output folder.");
-        }
-
-        var configuration = new DirectoryInfo(AppContext.BaseDirectory.TrimEnd(Path.DirectorySeparatorChar)).Name;
-        var path = Path.Combine(dir.FullName, "artifacts", "bin", project, configuration, project + ".dll");
-        return File.Exists(path) ? path : throw new FileNotFoundException($"{project} is not built in '{configuration}'; build the solution first", path);
+        return dir?.FullName ?? throw new InvalidOperationException("Spegel.Dapr.sln not found above the test output folder.");
     }
 
     /// <summary>Waits until <c>/healthz</c> answers 200; throws with the log tail when the process exits or time runs out.</summary>
@@ -300,7 +310,7 @@ public sealed partial class SpegelServiceProcess : IAsyncDisposable
 
     private void Launch()
     {
-        var info = new ProcessStartInfo("dotnet")
+        var info = new ProcessStartInfo(_options.Executable ?? "dotnet")
         {
             RedirectStandardOutput = true,
             RedirectStandardError = true,
@@ -308,7 +318,11 @@ public sealed partial class SpegelServiceProcess : IAsyncDisposable
             UseShellExecute = false,
             WorkingDirectory = Path.GetDirectoryName(LogPath)!,
         };
-        info.ArgumentList.Add(DllPath(Project));
+        if (_options.Executable is null)
+        {
+            info.ArgumentList.Add(DllPath(Project));
+        }
+
         info.ArgumentList.Add("--urls");
         info.ArgumentList.Add(Url);
         foreach (var arg in _options.Arguments)
@@ -322,7 +336,7 @@ public sealed partial class SpegelServiceProcess : IAsyncDisposable
         info.Environment.Remove("ASPNETCORE_URLS");
         info.Environment.Remove("ASPNETCORE_ENVIRONMENT");
         info.Environment["DOTNET_NOLOGO"] = "1";
-        foreach (var (key, value) in _options.Environment)
+        foreach (var (key, value) in _options.Environment.Concat(EnvironmentOverrides))
         {
             info.Environment[key] = value;
         }

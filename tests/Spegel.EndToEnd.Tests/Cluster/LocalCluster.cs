@@ -215,6 +215,8 @@ public sealed class LocalCluster : IAsyncDisposable
             if (Options.Indexers)
             {
                 var environment = await TransportEnvironmentAsync(node.Name + "-indexer", "indexer", ct);
+                environment = (Options.IndexerEnvironment?.Invoke(node.Name) ?? new Dictionary<string, string>())
+                    .Aggregate(new Dictionary<string, string>(environment, StringComparer.Ordinal), (all, extra) => { all[extra.Key] = extra.Value; return all; });
                 node.Indexer = SpegelServiceProcess.Start(new SpegelServiceOptions
                 {
                     Service = "indexer",

@@ -44,6 +44,9 @@ public sealed class LocalClusterOptions
 
     public IReadOnlyList<string> ResolverArguments { get; init; } = [];
 
+    /// <summary>Extra environment of one node's indexer, by node name (libfaketime for a skewed clock); null or no entry: none.</summary>
+    public Func<string, IReadOnlyDictionary<string, string>?>? IndexerEnvironment { get; init; }
+
     /// <summary>
     /// Send every registry one miss through the mirror path before handing the cluster over, so that the first pull
     /// of a test does not also pay the services' JIT start-up (a running node's registry is long past it).
