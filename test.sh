@@ -10,12 +10,13 @@ CONFIG="${SPEGEL_CONFIGURATION:-Release}"
 
 # Debian packages the real-parts tests use (scripts/install-deps.sh: containerd, docker-registry, skopeo,
 # util-linux, mount), plus kubectl for the deploy tests, chromium and a font (no command to look for) for the
-# cluster page screenshot, redis-server for the cluster tool's Dapr transport, and clang with zlib's headers for
-# the registry's Native AOT publish.
+# cluster page screenshot, redis-server for the cluster tool's Dapr transport, clang with zlib's headers for the
+# registry's Native AOT publish, faketime (libfaketime) for the clock-skew tests, and nginx and wrk for the
+# benchmark harness's smoke run.
 # shellcheck source=scripts/install-deps.sh
 source "$ROOT/scripts/install-deps.sh"
 
-if ! install_packages test.sh kubectl=kubectl chromium=chromium redis-server=redis-server clang=clang fonts-dejavu-core zlib1g-dev; then
+if ! install_packages test.sh kubectl=kubectl chromium=chromium redis-server=redis-server clang=clang faketime=faketime nginx=nginx-light wrk=wrk fonts-dejavu-core zlib1g-dev; then
   echo "0 passed, 1 failed"
   exit 1
 fi

@@ -3,8 +3,9 @@ namespace Spegel.Bench;
 /// <summary>Where the repository, the services' build output, the results and the run's logs are.</summary>
 public sealed class BenchPaths
 {
-    private BenchPaths(string repoRoot, string configuration, string logDirectory)
+    private BenchPaths(string repoRoot, string configuration, string logDirectory, string runStamp)
     {
+        RunStamp = runStamp;
         RepoRoot = repoRoot;
         Configuration = configuration;
         LogDirectory = logDirectory;
@@ -12,15 +13,28 @@ public sealed class BenchPaths
 
     public string RepoRoot { get; }
 
+    /// <summary>The run's UTC timestamp: the stem of its result files.</summary>
+    public string RunStamp { get; }
+
     /// <summary>The build configuration folder name (release/debug) the harness itself was built in; the services are built alongside.</summary>
     public string Configuration { get; }
 
     /// <summary>Service, nginx and load-client logs of this run (under the temp directory; kept, they are small).</summary>
     public string LogDirectory { get; }
 
-    public string ResultsDirectory => Path.Combine(RepoRoot, "bench", "results");
+    /// <summary><c>bench/results</c>, or the directory given with <c>--results-dir</c> (the smoke test writes to a temp one).</summary>
+    public string ResultsDirectory { get; private set; } = string.Empty;
 
-    public string BenchmarksDoc => Path.Combine(RepoRoot, "docs", "benchmarks.md");
+    /// <summary><c>docs/benchmarks.md</c>, or the file given with <c>--docs</c>.</summary>
+    public string BenchmarksDoc { get; private set; } = string.Empty;
+
+    /// <summary>Points the results and the summary elsewhere (null keeps the repository's).</summary>
+    public BenchPaths WithOutputs(string? resultsDirectory, string? benchmarksDoc)
+    {
+        ResultsDirectory = Path.GetFullPath(resultsDirectory ?? Path.Combine(RepoRoot, "bench", "results"));
+        BenchmarksDoc = Path.GetFullPath(benchmarksDoc ?? Path.Combine(RepoRoot, "docs", "benchmarks.md"));
+        return this;
+    }
 
     public static BenchPaths Discover(string runStamp)
     {
@@ -38,7 +52,7 @@ public sealed class BenchPaths
         var configuration = new DirectoryInfo(AppContext.BaseDirectory).Name;
         var logs = Path.Combine(Path.GetTempPath(), "spegel-bench", runStamp);
         Directory.CreateDirectory(logs);
-        return new BenchPaths(dir.FullName, configuration, logs);
+        return new BenchPaths(dir.FullName, configuration, logs, runStamp).WithOutputs(null, null);
     }
 
     /// <summary>

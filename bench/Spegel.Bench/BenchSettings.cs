@@ -36,6 +36,18 @@ public sealed record BenchSettings
 
     public string ClientPreference { get; init; } = "auto";
 
+    /// <summary>Distinct images node 1 pulls in the discovery benchmark (one latency sample each).</summary>
+    public int DiscoveryPulls { get; init; } = 100;
+
+    /// <summary>The image eight nodes pull at once (split into <see cref="PullLayers"/> layers).</summary>
+    public long FanoutImageSize { get; init; } = 100L * 1024 * 1024;
+
+    /// <summary>Extra options for the 8 pullers' registries in the fan-out benchmark (<c>--fanout-registry-arg --Spegel:Key=Value</c>, repeatable).</summary>
+    public IReadOnlyList<string> FanoutRegistryArgs { get; init; } = [];
+
+    /// <summary>Measured rounds of the fan-out benchmark (each round is 17 pulls of the image; fewer than the others to stay in budget).</summary>
+    public int FanoutRounds { get; init; } = 3;
+
     public static BenchSettings Full { get; } = new();
 
     public static BenchSettings QuickMode { get; } = new()
@@ -49,6 +61,9 @@ public sealed record BenchSettings
         LatencySamples = 20,
         HedgeSamples = 20,
         HedgeDelaysMs = [20],
+        DiscoveryPulls = 5,
+        FanoutImageSize = 4L * 1024 * 1024,
+        FanoutRounds = 1,
     };
 
     public Dictionary<string, string> Describe() => new()
@@ -62,6 +77,9 @@ public sealed record BenchSettings
         ["latency samples"] = $"{LatencySamples} sequential requests per round and path",
         ["hedge samples"] = $"{HedgeSamples} per setting",
         ["hedge delays"] = string.Join(", ", HedgeDelaysMs.Select(d => d.ToString(CultureInfo.InvariantCulture) + " ms")),
+        ["discovery pulls"] = $"{DiscoveryPulls} distinct images pulled one after the other on node 1",
+        ["fan-out image"] = $"{FanoutImageSize / 1024.0 / 1024.0:0.##} MiB in {PullLayers} layers, {FanoutRounds} measured rounds after {WarmupRounds} warm-up" +
+            (FanoutRegistryArgs.Count > 0 ? "; pullers' registries with " + string.Join(' ', FanoutRegistryArgs) : string.Empty),
     };
 }
 

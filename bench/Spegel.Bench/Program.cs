@@ -4,8 +4,9 @@ using Spegel.Bench;
 using Spegel.Bench.Benchmarks;
 using Spegel.Bench.Infra;
 
-// dotnet run --project bench/Spegel.Bench -c Release -- [all|blob|peer|pull|head|hedge|memory|kestrel ...] [--quick]
-//   [--rounds N] [--duration SECONDS] [--client auto|wrk|dotnet] [--wait-quiet SECONDS] [--no-docs|--update-docs]
+// dotnet run --project bench/Spegel.Bench -c Release -- [all|blob|peer|pull|head|hedge|memory|kestrel|discovery|fanout|scale ...]
+//   [--quick] [--rounds N] [--duration SECONDS] [--client auto|wrk|dotnet] [--wait-quiet SECONDS] [--no-docs|--update-docs]
+//   [--results-dir DIR] [--docs FILE]
 // dotnet run --project bench/Spegel.Bench -c Release -- --from-json bench/results/<run>.json   (re-render only)
 // See bench/README.md and docs/benchmarks.md.
 if (args.Length == 4 && args[0] == ServingExperimentServer.Command)
@@ -22,6 +23,9 @@ Benchmark[] all =
     new HedgeDelayBenchmark(),
     new MemoryExperimentsBenchmark(),
     new ServingExperimentsBenchmark(),
+    new DiscoveryBenchmark(),
+    new FanoutBenchmark(),
+    new ResolverScaleBenchmark(),
 ];
 
 // Re-render a finished run (its .md and the docs summary) from its .json, without measuring anything.
@@ -42,6 +46,8 @@ if (fromJson >= 0 && fromJson + 1 < args.Length)
 }
 
 var names = new List<string>();
+string? resultsDir = null;
+string? docsPath = null;
 var settings = args.Contains("--quick") ? BenchSettings.QuickMode : BenchSettings.Full;
 bool? updateDocs = null;
 var waitQuiet = TimeSpan.Zero;
@@ -63,6 +69,15 @@ for (var i = 0; i < args.Length; i++)
         case "--wait-quiet" when i + 1 < args.Length:
             waitQuiet = TimeSpan.FromSeconds(double.Parse(args[++i], CultureInfo.InvariantCulture));
             break;
+        case "--fanout-registry-arg" when i + 1 < args.Length:
+            settings = settings with { FanoutRegistryArgs = [.. settings.FanoutRegistryArgs, args[++i]] };
+            break;
+        case "--results-dir" when i + 1 < args.Length:
+            resultsDir = args[++i];
+            break;
+        case "--docs" when i + 1 < args.Length:
+            docsPath = args[++i];
+            break;
         case "--no-docs":
             updateDocs = false;
             break;
@@ -70,7 +85,7 @@ for (var i = 0; i < args.Length; i++)
             updateDocs = true;
             break;
         case "-h" or "--help" or "help":
-            Console.WriteLine("usage: Spegel.Bench [all|" + string.Join('|', all.Select(b => b.Name)) + " ...] [--quick] [--rounds N] [--duration S] [--client auto|wrk|dotnet] [--wait-quiet SECONDS] [--no-docs|--update-docs] | --from-json RESULT.json");
+            Console.WriteLine("usage: Spegel.Bench [all|" + string.Join('|', all.Select(b => b.Name)) + " ...] [--quick] [--rounds N] [--duration S] [--client auto|wrk|dotnet] [--wait-quiet SECONDS] [--no-docs|--update-docs] [--results-dir DIR] [--docs FILE] [--fanout-registry-arg --Spegel:Key=Value ...] | --from-json RESULT.json");
             foreach (var b in all)
             {
                 Console.WriteLine($"  {b.Name,-7} {b.Id}. {b.Title} (issue {b.Issue})");
@@ -89,7 +104,10 @@ for (var i = 0; i < args.Length; i++)
     }
 }
 
-var selected = names.Count == 0 || names.Contains("all") ? all.ToList() : all.Where(b => names.Contains(b.Name)).ToList();
+// No name: every measure issue 9 asks for (about 15 minutes here). `all` adds the diagnostic experiments F and G.
+string[] diagnostics = ["memory", "kestrel"];
+var defaults = all.Where(b => !diagnostics.Contains(b.Name)).ToList();
+var selected = names.Contains("all") ? all.ToList() : names.Count == 0 ? defaults : all.Where(b => names.Contains(b.Name)).ToList();
 var unknown = names.Where(n => n != "all" && all.All(b => b.Name != n)).ToList();
 if (unknown.Count > 0 || selected.Count == 0)
 {
@@ -98,10 +116,10 @@ if (unknown.Count > 0 || selected.Count == 0)
 }
 
 // Only a full run of everything speaks for docs/benchmarks.md, unless asked.
-updateDocs ??= !settings.Quick && selected.Count == all.Length;
+updateDocs ??= !settings.Quick && defaults.All(selected.Contains);
 
 var stamp = DateTime.UtcNow.ToString("yyyyMMdd'T'HHmmss'Z'", CultureInfo.InvariantCulture);
-var paths = BenchPaths.Discover(stamp);
+var paths = BenchPaths.Discover(stamp).WithOutputs(resultsDir, docsPath);
 paths.SnapshotServices(["Spegel.Registry", "Spegel.Indexer", "Spegel.Resolver"]);
 var client = LoadClient.Create(settings.ClientPreference, paths.LogDirectory);
 var run = new RunReport
@@ -132,8 +150,10 @@ var failed = false;
 await using var background = new BackgroundLoad();
 try
 {
-    await using var cluster = await Cluster.StartAsync(paths, settings, selected.Any(b => b.NeedsBlobImage), selected.Any(b => b.NeedsPullImage), cancel.Token);
-    var context = new BenchContext { Paths = paths, Settings = settings, Cluster = cluster, Client = client };
+    await using var cluster = selected.Any(b => b.NeedsCluster)
+        ? await Cluster.StartAsync(paths, settings, selected.Any(b => b.NeedsBlobImage), selected.Any(b => b.NeedsPullImage), cancel.Token)
+        : null;
+    var context = new BenchContext { Paths = paths, Settings = settings, Cluster = cluster!, Client = client };
     foreach (var benchmark in selected)
     {
         var report = new BenchmarkReport { Id = benchmark.Id, Name = benchmark.Name, Title = benchmark.Title, Issue = benchmark.Issue };

@@ -38,6 +38,9 @@ public abstract class Benchmark
 
     public virtual bool NeedsPullImage => false;
 
+    /// <summary>False for a benchmark that runs without the containerd/registry cluster (the resolver at scale).</summary>
+    public virtual bool NeedsCluster => true;
+
     public abstract Task RunAsync(BenchContext context, BenchmarkReport report, CancellationToken ct);
 
     /// <summary>Round indices: negative ones are warm-up rounds (run, not recorded).</summary>

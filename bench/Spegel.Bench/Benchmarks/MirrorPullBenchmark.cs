@@ -31,6 +31,9 @@ public sealed class MirrorPullBenchmark : Benchmark
         var perRequest = s.UpstreamBytesPerSecond / s.PullLayers;
         await using var throttle = await NginxServer.StartThrottledProxyAsync(cluster.Upstream.Url, perRequest, ct);
 
+        // What a cluster would run instead of peers: one docker-registry pull-through cache of the same throttled upstream.
+        await using var cache = await PullThroughCache.StartAsync(throttle.Url, ct);
+
         var hostsRoot = RigDirectory.Create("hosts");
         try
         {
@@ -43,6 +46,14 @@ public sealed class MirrorPullBenchmark : Benchmark
             HostsDir.Write(mirrored, image.Registry, throttle.Url, cluster.Registry2.Url);
             var noHop = Path.Combine(hostsRoot, "nohop");
             HostsDir.Write(noHop, image.Registry, throttle.Url, cluster.Registry1.Url);
+            var pullThrough = Path.Combine(hostsRoot, "pullthrough");
+            HostsDir.Write(pullThrough, image.Registry, throttle.Url, cache.Url);
+
+            // Warm the cache once (it stores what it forwards), so every measured pull finds the blobs in it, as node 1 holds them for the mirror.
+            await CleanAsync(node, image, ct);
+            (await node.PullAsync(image.Reference, hostsDir: pullThrough, unpack: false, timeout: TimeSpan.FromMinutes(3), ct: ct)).EnsureSuccess();
+            var (warmBytes, _) = throttle.ReadAndResetAccessLog();
+            Log.Info(string.Create(CultureInfo.InvariantCulture, $"  C: pull-through cache warmed ({warmBytes / ProcStat.MiB:0.0} MiB from the throttled upstream)"));
             report.Method =
                 $"`ctr images pull --plain-http --hosts-dir DIR {image.Reference}` (fetch and unpack into the {node.Snapshotter} snapshotter, as kubelet pulls) of an image with " +
                 $"{image.Layers.Count} layers × {image.Layers[0].Size / ProcStat.MiB:0.##} MiB ({image.TotalSize / ProcStat.MiB:0.##} MiB in all) on node 2, whose containerd is emptied " +
@@ -52,6 +63,8 @@ public sealed class MirrorPullBenchmark : Benchmark
                 $"so the layers share {s.UpstreamBytesPerSecond / 1e6:0.#} MB/s in all, like one 50 MB/s link; the effective rate is reported below. " +
                 "**mirror**: hosts.toml lists node 2's registry first (pull, resolve), then the same throttled upstream as `server`; node 1 holds the image " +
                 "(pulled from upstream, advertised by its indexer). The bytes the throttled upstream sent during each mirrored pull are counted from its access log. " +
+                "**pull-through cache**: hosts.toml lists a docker-registry configured as a pull-through cache (`proxy: remoteurl:` the throttled upstream), " +
+                "warmed by one pull before the rounds (it stores what it forwards), as the mirror: what a cluster runs instead of peer mirroring; it still checks the tag with the upstream on every pull. " +
                 "**diagnostic: no hop**: node 1's registry itself as node 2's mirror (the bytes without node 2's registry in between), to show what containerd, the disk and node 1 cost alone. " +
                 "The same pulls are also timed as `ctr content fetch` (same hosts, no unpack), to separate the transfer from the unpack. " +
                 "Rounds alternate direct and mirror in rotating order; ratio = mirror time / direct time per round.";
@@ -61,6 +74,7 @@ public sealed class MirrorPullBenchmark : Benchmark
             var sides = new List<(string Name, string HostsDir)>
             {
                 ("direct, throttled upstream", direct), ("mirror (node 2 from node 1)", mirrored), ("diagnostic: node 1's registry as the mirror, no hop", noHop),
+                ("docker-registry pull-through cache (warm)", pullThrough),
             };
 
             // The headline is the whole pull (fetch + unpack); a fetch alone (`ctr content fetch`, same hosts) shows the
@@ -103,6 +117,10 @@ public sealed class MirrorPullBenchmark : Benchmark
                     report.Measurements.First(m => m.Name == $"{sides[1].Name}: {mode.Name} time"),
                     report.Measurements.First(m => m.Name == $"{sides[0].Name}: {mode.Name} time"),
                     mode.Unpack ? Target.AtMost(0.3) : null);
+                report.Ratio(
+                    $"mirror / docker-registry pull-through cache, {mode.Name} time",
+                    report.Measurements.First(m => m.Name == $"{sides[1].Name}: {mode.Name} time"),
+                    report.Measurements.First(m => m.Name == $"{sides[3].Name}: {mode.Name} time"));
                 report.Ratio(
                     $"diagnostic: no hop / direct, {mode.Name} time",
                     report.Measurements.First(m => m.Name == $"{sides[2].Name}: {mode.Name} time"),
