@@ -18,8 +18,14 @@ public static class KestrelLimitsExtensions
         // MaxConcurrentConnections stays unlimited on purpose: a cap would let whoever opens that many idle
         // connections lock containerd out. Each connection is bounded in time instead: this timeout once a request's
         // first byte arrived, Kestrel's KeepAliveTimeout (130 s) while nothing arrives (new or between requests).
+        // Read from configuration, not from the validated RegistryOptions: Kestrel's options are built while the host
+        // is, before start-up validation reports bad values as 'invalid configuration' lines; touching
+        // IOptions<RegistryOptions>.Value here turned any bad registry option into an unhandled exception. A value
+        // that does not parse keeps the default here and is reported by that validation.
+        var configured = builder.Configuration[RegistryOptions.SectionName + ":" + nameof(RegistryOptions.RequestHeadersTimeout)];
+        var headersTimeout = TimeSpan.TryParse(configured, System.Globalization.CultureInfo.InvariantCulture, out var parsed) ? parsed : new RegistryOptions().RequestHeadersTimeout;
         builder.Services.AddOptions<KestrelServerOptions>()
-            .Configure<IOptions<RegistryOptions>>((kestrel, registry) => kestrel.Limits.RequestHeadersTimeout = registry.Value.RequestHeadersTimeout);
+            .Configure(kestrel => kestrel.Limits.RequestHeadersTimeout = headersTimeout);
         builder.Services.AddHostedService<KestrelConnectionLog>();
         return builder;
     }

@@ -54,7 +54,8 @@ public class ServiceLifecycleTests
     {
         // With an error in another options class too: several classes failing arrive together, and each is a line.
         await using var process = SpegelServiceProcess.Start(
-            "Spegel.Registry", "--Serilog:MinimumLevel:Default=Loud", "--Serilog:MinimumLevel:Override:Spegel.Registry.RequestLogMiddleware=quiet", "--Spegel:MirrorResolveRetries=99");
+            "Spegel.Registry", "--Serilog:MinimumLevel:Default=Loud", "--Serilog:MinimumLevel:Override:Spegel.Registry.RequestLogMiddleware=quiet", "--Spegel:MirrorResolveRetries=99",
+            "--Spegel:RegistryFilters:0=(");
         Assert.Equal(2, await process.WaitForExitAsync(TimeSpan.FromSeconds(30)));
 
         var errors = process.Lines
@@ -65,6 +66,7 @@ public class ServiceLifecycleTests
         Assert.Contains(errors, e => e.StartsWith("Serilog:MinimumLevel:Default must be one of", StringComparison.Ordinal) && e.Contains("'Loud'", StringComparison.Ordinal));
         Assert.Contains(errors, e => e.StartsWith("Serilog:MinimumLevel:Override:Spegel.Registry.RequestLogMiddleware must be one of", StringComparison.Ordinal));
         Assert.Contains(errors, e => e.StartsWith("Spegel:MirrorResolveRetries must be between 1 and 20", StringComparison.Ordinal));
+        Assert.Contains(errors, e => e.StartsWith("Spegel:RegistryFilters entry '('", StringComparison.Ordinal));
         Assert.DoesNotContain(process.Lines, l => l.Contains("Unhandled exception", StringComparison.Ordinal));
     }
 
