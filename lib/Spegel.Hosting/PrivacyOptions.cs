@@ -11,7 +11,8 @@ public sealed class PrivacyOptions : IValidatableOptions
     public const string SectionName = "Spegel";
 
     /// <summary>Regular expressions on <c>registry/repository</c>; matching content is never advertised or served to peers.</summary>
-    public List<string> PrivateRepositories { get; } = [];
+    [System.Diagnostics.CodeAnalysis.SuppressMessage("Performance", "CA1819", Justification = "An array binds under Native AOT, a get-only List does not (tests/Spegel.Aot.Tests).")]
+    public string[] PrivateRepositories { get; set; } = [];
 
     public IEnumerable<string> Validate()
     {

@@ -56,7 +56,15 @@ public static class SpegelDefaultsExtensions
     }
 
     /// <summary>Binds <typeparamref name="TOptions"/> to a configuration section and validates it at start, reporting every error.</summary>
-    public static OptionsBuilder<TOptions> AddValidatedOptions<TOptions>(this IServiceCollection services, string sectionName)
+    /// <remarks>
+    /// Bound by the reflection binder, also in the registry's Native AOT build: the annotation keeps every options
+    /// class's constructor and properties, and options hold only strings, numbers, booleans, enums, TimeSpans and
+    /// string arrays, which the binder creates without generating code. tests/Spegel.Aot.Tests starts the AOT binary
+    /// with every kind of value and with bad ones.
+    /// </remarks>
+    [System.Diagnostics.CodeAnalysis.UnconditionalSuppressMessage("Trimming", "IL2026", Justification = "TOptions is annotated; see remarks.")]
+    [System.Diagnostics.CodeAnalysis.UnconditionalSuppressMessage("AOT", "IL3050", Justification = "Options hold no generic collections of value types; see remarks.")]
+    public static OptionsBuilder<TOptions> AddValidatedOptions<[System.Diagnostics.CodeAnalysis.DynamicallyAccessedMembers(System.Diagnostics.CodeAnalysis.DynamicallyAccessedMemberTypes.PublicParameterlessConstructor | System.Diagnostics.CodeAnalysis.DynamicallyAccessedMemberTypes.PublicProperties)] TOptions>(this IServiceCollection services, string sectionName)
         where TOptions : class, IValidatableOptions
     {
         services.AddSingleton<IValidateOptions<TOptions>, AllErrorsValidator<TOptions>>();

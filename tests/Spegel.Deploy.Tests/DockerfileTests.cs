@@ -66,13 +66,33 @@ public partial class DockerfileTests
         var publish = Assert.Single(file.Publishes, p => p.Project == project);
         var destination = file.CopiedFrom(publish.Output);
 
-        Assert.Equal(["dotnet", $"{destination.TrimEnd('/')}/{AssemblyName(project)}.dll"], JsonSerializer.Deserialize<string[]>(file.Instructions("ENTRYPOINT").Single()) ?? []);
+        // The registry ships as its Native AOT executable; the others run on the shared runtime.
+        string[] entrypoint = service == "registry"
+            ? [$"{destination.TrimEnd('/')}/{AssemblyName(project)}"]
+            : ["dotnet", $"{destination.TrimEnd('/')}/{AssemblyName(project)}.dll"];
+        Assert.Equal(entrypoint, JsonSerializer.Deserialize<string[]>(file.Instructions("ENTRYPOINT").Single()) ?? []);
         Assert.Equal(Workload.Port(app, "http").Str("containerPort"), file.Instructions("EXPOSE").Single());
         Assert.Equal(PodEnvironment.Resolve(app)["Urls"], file.Instructions("ENV").Single().Split('=', 2)[1]);
         // The image's own user is the one the DaemonSet runs the service as.
         Assert.Equal(app.Str("securityContext", "runAsUser"), file.Instructions("USER").Single());
         Assert.Equal($"spegel-dapr/{service}:dev", app.Str("image"));
         Assert.Null(app["command"]);
+    }
+
+    [Fact]
+    public void Dockerfile_Registry_PublishesNativeAotOnTheTargetPlatformWithItsToolchain()
+    {
+        var file = Dockerfile.Load("registry");
+        var project = XDocument.Load(Path.Combine(Kustomize.RepoRoot, "services/registry/Spegel.Registry.csproj"));
+        var publish = Assert.Single(file.Instructions("RUN"), r => r.Contains("dotnet publish services/registry/", StringComparison.Ordinal));
+        var registryPublish = publish.Split("&&").Single(c => c.Contains("services/registry/", StringComparison.Ordinal));
+
+        Assert.Equal("true", project.Descendants("PublishAot").Single().Value);
+        // AOT does not cross-compile here: no --platform=$BUILDPLATFORM stage and no -a for another architecture.
+        Assert.DoesNotContain("$BUILDPLATFORM", file.Instructions("FROM").First(), StringComparison.Ordinal);
+        Assert.Contains("--use-current-runtime", registryPublish, StringComparison.Ordinal);
+        Assert.DoesNotContain("UseAppHost=false", registryPublish, StringComparison.Ordinal);
+        Assert.Contains(file.Instructions("RUN"), r => r.Contains("clang", StringComparison.Ordinal) && r.Contains("zlib1g-dev", StringComparison.Ordinal));
     }
 
     [Fact]
