@@ -24,6 +24,10 @@ public sealed class SpegelService : IAsyncDisposable
 
     public string Name { get; }
 
+    /// <summary>What a service exits with when its listen address is taken (<c>RunSpegelAsync</c>).</summary>
+    private const int CannotListenExitCode = 3;
+    private const int MaxPortAttempts = 5;
+
     public int Port { get; }
 
     public string Url => string.Create(CultureInfo.InvariantCulture, $"http://127.0.0.1:{Port}");
@@ -49,33 +53,43 @@ public sealed class SpegelService : IAsyncDisposable
     {
         ArgumentNullException.ThrowIfNull(paths);
         var dll = paths.ServiceDll(project);
-        var port = Ports.GetFreeTcpPort();
-        var args = new List<string>();
-        foreach (var (key, value) in environment ?? new Dictionary<string, string>())
-        {
-            args.Add($"{key}={value}");
-        }
 
-        args.Add(RequiredTools.Find("dotnet", "dotnet-sdk-10.0"));
-        args.Add(dll);
-        var url = string.Create(CultureInfo.InvariantCulture, $"http://127.0.0.1:{port}");
-        args.Add("--urls");
-        args.Add(url);
-        args.AddRange(arguments(url));
+        // Between picking a free port and the service binding it, another process (a parallel test run, another
+        // service of this bench) may take it: the service then exits with 3 ("cannot listen"), and a new port is tried.
+        for (var attempt = 1; ; attempt++)
+        {
+            var port = Ports.GetFreeTcpPort();
+            var args = new List<string>();
+            foreach (var (key, value) in environment ?? new Dictionary<string, string>())
+            {
+                args.Add($"{key}={value}");
+            }
 
-        // env(1) execs the service in place, so the pid we hold is the service's own.
-        var log = Path.Combine(paths.LogDirectory, $"{name}.log");
-        var process = BackgroundProcess.Start("/usr/bin/env", args, log);
-        var service = new SpegelService(name, process, port);
-        try
-        {
-            await service.WaitForAsync(waitReady ? "/readyz" : "/healthz", TimeSpan.FromSeconds(30), ct);
-            return service;
-        }
-        catch
-        {
-            await service.DisposeAsync();
-            throw;
+            args.Add(RequiredTools.Find("dotnet", "dotnet-sdk-10.0"));
+            args.Add(dll);
+            var url = string.Create(CultureInfo.InvariantCulture, $"http://127.0.0.1:{port}");
+            args.Add("--urls");
+            args.Add(url);
+            args.AddRange(arguments(url));
+
+            // env(1) execs the service in place, so the pid we hold is the service's own.
+            var log = Path.Combine(paths.LogDirectory, $"{name}.log");
+            var process = BackgroundProcess.Start("/usr/bin/env", args, log);
+            var service = new SpegelService(name, process, port);
+            try
+            {
+                await service.WaitForAsync(waitReady ? "/readyz" : "/healthz", TimeSpan.FromSeconds(30), ct);
+                return service;
+            }
+            catch when (process.HasExited && process.ExitCode == CannotListenExitCode && attempt < MaxPortAttempts)
+            {
+                await service.DisposeAsync();
+            }
+            catch
+            {
+                await service.DisposeAsync();
+                throw;
+            }
         }
     }
 
