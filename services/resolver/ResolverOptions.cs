@@ -23,6 +23,20 @@ public sealed class ResolverOptions : IValidatableOptions
     /// <summary>The time to live of a node's record (refreshed by every event it sends); a node silent this long is forgotten.</summary>
     public TimeSpan NodeRetention { get; set; } = TimeSpan.FromHours(24);
 
+    /// <summary>
+    /// How old this resolver's in-memory copy of the node records (liveness, address, snapshot floor) may get before
+    /// the next lookup re-reads it from the store in bulk: the bound on how late heartbeats, address changes and
+    /// snapshots applied by <em>another</em> resolver replica are seen. Its own events are seen at once. Shorter than
+    /// <see cref="NodeTimeout"/>. See docs/resolver.md, "Liveness view".
+    /// </summary>
+    public TimeSpan LivenessRefresh { get; set; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>
+    /// At most this many peers per answer, freshest first (a registry tries at most <c>Spegel:MirrorResolveRetries</c>,
+    /// default 3, per request): an answer need not order and serialise every one of 1,000 holders.
+    /// </summary>
+    public int MaxPeers { get; set; } = 10;
+
     /// <summary>How long a withdrawal's tombstone is kept at least; longer than any redelivery of an older event can take.</summary>
     public TimeSpan TombstoneRetention { get; set; } = TimeSpan.FromHours(1);
 
@@ -71,7 +85,7 @@ public sealed class ResolverOptions : IValidatableOptions
         foreach (var (name, value) in new[]
                  {
                      (nameof(NodeTimeout), NodeTimeout), (nameof(NodeRetention), NodeRetention), (nameof(TombstoneRetention), TombstoneRetention),
-                     (nameof(FreshnessBucket), FreshnessBucket), (nameof(UpdateTimeout), UpdateTimeout),
+                     (nameof(FreshnessBucket), FreshnessBucket), (nameof(UpdateTimeout), UpdateTimeout), (nameof(LivenessRefresh), LivenessRefresh),
                  })
         {
             if (value <= TimeSpan.Zero)
@@ -83,6 +97,16 @@ public sealed class ResolverOptions : IValidatableOptions
         if (NodeRetention > TimeSpan.Zero && NodeRetention < NodeTimeout)
         {
             yield return $"{SectionName}:NodeRetention ({NodeRetention}) must not be shorter than {SectionName}:NodeTimeout ({NodeTimeout}).";
+        }
+
+        if (LivenessRefresh > TimeSpan.Zero && NodeTimeout > TimeSpan.Zero && LivenessRefresh >= NodeTimeout)
+        {
+            yield return $"{SectionName}:LivenessRefresh ({LivenessRefresh}) must be shorter than {SectionName}:NodeTimeout ({NodeTimeout}).";
+        }
+
+        if (MaxPeers is < 1 or > 1000)
+        {
+            yield return $"{SectionName}:MaxPeers must be between 1 and 1000, not {MaxPeers}.";
         }
 
         if (UpdateAttempts < 1)

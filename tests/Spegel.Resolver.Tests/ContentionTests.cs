@@ -34,7 +34,8 @@ public sealed class ContentionTests(ITestOutputHelper output)
         }
 
         var stores = sidecars.Select(s => new CountingKeyValueStore(dapr.CreateStore(s))).ToList();
-        var resolvers = stores.Select(s => new ResolverHarness(s, clock)).ToList();
+        // Every holder answered (not the default MaxPeers), so the answer shows that no node was lost.
+        var resolvers = stores.Select(s => new ResolverHarness(s, clock, o => o.MaxPeers = nodeCount)).ToList();
         try
         {
             var redeliveries = 0;

@@ -1,3 +1,4 @@
+using System.Runtime.InteropServices;
 using System.Text.Json.Serialization;
 using Microsoft.Extensions.Options;
 using Spegel.Core.Events;
@@ -14,8 +15,10 @@ public sealed partial class ResolverJsonContext : JsonSerializerContext;
 
 /// <summary>
 /// Answers "who can serve this key": live holders only (heard from within the node timeout, by this resolver's
-/// clock), entries below a node's snapshot floor left out, the freshest first with equals shuffled to spread load.
-/// A tag answers only the nodes whose binding is the newest digest known for it.
+/// clock), entries below a node's snapshot floor left out, the freshest first with equals shuffled to spread load,
+/// at most <see cref="ResolverOptions.MaxPeers"/>. A tag answers only the nodes whose binding is the newest digest
+/// known for it. The key's record is read from the store on every lookup (so a withdrawal shows at once); the
+/// holders' node records come from the in-memory <see cref="NodeLivenessView"/>, not one store read per holder.
 /// </summary>
 public sealed class PeerLookup(PeerMap map, IOptions<ResolverOptions> options, TimeProvider time)
 {
@@ -30,14 +33,24 @@ public sealed class PeerLookup(PeerMap map, IOptions<ResolverOptions> options, T
     private async Task<PeersResponse> LookupDigestAsync(string digest, string? exclude, CancellationToken cancellationToken)
     {
         var record = await map.ReadDigestAsync(digest, cancellationToken);
-        var held = record?.Nodes.Where(n => n.Value.Held).Select(n => (Node: n.Key, n.Value.Stamp, n.Value.At)).ToList() ?? [];
-        if (held.Count == 0)
+        if (record is null || !record.Nodes.Values.Any(e => e.Held))
         {
             return new PeersResponse(digest, null, []);
         }
 
-        var nodes = await map.ReadNodesAsync(held.Select(h => h.Node).ToList(), cancellationToken);
-        return new PeersResponse(digest, null, Order(held.Where(h => IsAnswerable(h.Node, h.Stamp, nodes, exclude)), nodes));
+        var nodes = map.Liveness;
+        await nodes.PrepareAsync(record.Nodes.Where(n => n.Value.Held).Select(n => n.Key), cancellationToken);
+        var now = time.GetUtcNow().ToUnixTimeMilliseconds();
+        var answerable = new List<Candidate>(record.Nodes.Count);
+        foreach (var (node, entry) in record.Nodes)
+        {
+            if (entry.Held && IsAnswerable(node, entry.Stamp, exclude, now, out var address))
+            {
+                answerable.Add(new Candidate(node, address, Window(entry.At)));
+            }
+        }
+
+        return new PeersResponse(digest, null, Order(answerable));
     }
 
     private async Task<PeersResponse> LookupTagAsync(string tagKey, string? exclude, CancellationToken cancellationToken)
@@ -49,12 +62,13 @@ public sealed class PeerLookup(PeerMap map, IOptions<ResolverOptions> options, T
             return new PeersResponse(tagKey, null, []);
         }
 
-        var nodes = await map.ReadNodesAsync(bindings.Select(b => b.Key).ToList(), cancellationToken);
+        var nodes = map.Liveness;
+        await nodes.PrepareAsync(bindings.Select(b => b.Key), cancellationToken);
 
         // Newest = the binding this resolver first saw latest, among bindings not superseded by their node's snapshot,
         // live node or not: a digest that only a dead node knew is still the newest, and then nobody is answered
         // (the pull goes upstream) rather than an older digest.
-        var current = bindings.Where(b => !IsSuperseded(b.Key, b.Value.Stamp, nodes)).ToList();
+        var current = bindings.Where(b => !IsSuperseded(b.Key, b.Value.Stamp)).ToList();
         if (current.Count == 0)
         {
             return new PeersResponse(tagKey, null, []);
@@ -62,34 +76,67 @@ public sealed class PeerLookup(PeerMap map, IOptions<ResolverOptions> options, T
 
         var newest = current.OrderByDescending(b => b.Value.Since).ThenByDescending(b => b.Value.At)
             .ThenBy(b => b.Value.Digest, StringComparer.Ordinal).First().Value.Digest;
-        var holders = current.Where(b => b.Value.Digest == newest).Select(b => (Node: b.Key, b.Value.Stamp, b.Value.At));
-        return new PeersResponse(tagKey, newest, Order(holders.Where(h => IsAnswerable(h.Node, h.Stamp, nodes, exclude)), nodes));
+        var now = time.GetUtcNow().ToUnixTimeMilliseconds();
+        var answerable = new List<Candidate>();
+        foreach (var (node, binding) in current)
+        {
+            if (binding.Digest == newest && IsAnswerable(node, binding.Stamp, exclude, now, out var address))
+            {
+                answerable.Add(new Candidate(node, address, Window(binding.At)));
+            }
+        }
+
+        return new PeersResponse(tagKey, newest, Order(answerable));
     }
 
-    private bool IsAnswerable(string node, EventStamp stamp, IReadOnlyDictionary<string, NodeRecord> nodes, string? exclude) =>
-        !string.Equals(node, exclude, StringComparison.Ordinal)
-        && nodes.TryGetValue(node, out var record)
-        && stamp >= record.Floor
-        && time.GetUtcNow().ToUnixTimeMilliseconds() - record.LastSeen <= (long)_options.NodeTimeout.TotalMilliseconds
-        && record.Address.Length > 0;
+    private bool IsAnswerable(string node, EventStamp stamp, string? exclude, long nowMs, out string address)
+    {
+        address = string.Empty;
+        if (string.Equals(node, exclude, StringComparison.Ordinal) || !map.Liveness.TryGet(node, out var known))
+        {
+            return false;
+        }
 
-    private static bool IsSuperseded(string node, EventStamp stamp, IReadOnlyDictionary<string, NodeRecord> nodes) =>
-        nodes.TryGetValue(node, out var record) && stamp < record.Floor;
+        address = known.Address;
+        return stamp >= known.Floor
+            && nowMs - known.LastSeen <= (long)_options.NodeTimeout.TotalMilliseconds
+            && known.Address.Length > 0;
+    }
 
-    private List<Peer> Order(IEnumerable<(string Node, EventStamp Stamp, long At)> holders, IReadOnlyDictionary<string, NodeRecord> nodes)
+    private bool IsSuperseded(string node, EventStamp stamp) =>
+        map.Liveness.TryGet(node, out var known) && stamp < known.Floor;
+
+    private List<Peer> Order(List<Candidate> holders)
     {
         // Freshest first, in windows of FreshnessBucket: within a window every holder is as good, so they are
-        // shuffled, and concurrent pullers spread over them instead of all hitting the most recent one.
-        var bucketMs = Math.Max(1L, (long)_options.FreshnessBucket.TotalMilliseconds);
-        return holders.GroupBy(h => h.At / bucketMs)
-            .OrderByDescending(g => g.Key)
-            .SelectMany(g =>
+        // shuffled, and concurrent pullers spread over them instead of all hitting the most recent one. Sorted and
+        // shuffled in place, window by window, only until MaxPeers are taken: a registry tries a handful, never 1,000.
+        var span = CollectionsMarshal.AsSpan(holders);
+        span.Sort(static (a, b) => b.Window.CompareTo(a.Window));
+        var peers = new List<Peer>(Math.Min(span.Length, _options.MaxPeers));
+        for (var start = 0; start < span.Length && peers.Count < _options.MaxPeers;)
+        {
+            var end = start + 1;
+            while (end < span.Length && span[end].Window == span[start].Window)
             {
-                var group = g.ToArray();
-                Random.Shared.Shuffle(group);
-                return group;
-            })
-            .Select(h => new Peer(h.Node, nodes[h.Node].Address))
-            .ToList();
+                end++;
+            }
+
+            var window = span[start..end];
+            Random.Shared.Shuffle(window);
+            foreach (var holder in window[..Math.Min(window.Length, _options.MaxPeers - peers.Count)])
+            {
+                peers.Add(new Peer(holder.Node, holder.Address));
+            }
+
+            start = end;
+        }
+
+        return peers;
     }
+
+    private long Window(long atMs) => atMs / Math.Max(1L, (long)_options.FreshnessBucket.TotalMilliseconds);
+
+    /// <summary>A holder that may be answered, and the freshness window it was last confirmed in.</summary>
+    private readonly record struct Candidate(string Node, string Address, long Window);
 }

@@ -49,6 +49,7 @@ public sealed class PeerMap
             compact: (r, now) => RemoveOldTombstones(r.Nodes, e => !e.Held && Older(e.At, now, tombstoneRetention)));
         Nodes = new(store, ResolverStateJsonContext.Default.NodeRecord, time, policy, _options.NodeRetention);
         Index = new(store, ResolverStateJsonContext.Default.NodeIndexChunk, time, policy);
+        Liveness = new NodeLivenessView(ReadNodesAsync, time, _options.LivenessRefresh, _options.NodeTimeout);
     }
 
     public RecordUpdater<DigestRecord> Digests { get; }
@@ -58,6 +59,9 @@ public sealed class PeerMap
     public RecordUpdater<NodeRecord> Nodes { get; }
 
     public RecordUpdater<NodeIndexChunk> Index { get; }
+
+    /// <summary>The node records lookups use, kept in memory: this instance's writes at once, other replicas' within <see cref="ResolverOptions.LivenessRefresh"/>.</summary>
+    public NodeLivenessView Liveness { get; }
 
     /// <summary>
     /// Records that the node is alive (by this resolver's clock) when the event is newer than any applied before,
@@ -70,6 +74,7 @@ public sealed class PeerMap
         var floor = default(EventStamp);
         string? replaced = null;
         var wasLive = false;
+        NodeLiveness? seen = null;
         var outcome = await Nodes.UpdateAsync(ResolverKeys.Node(node.Name), record =>
         {
             floor = record.Floor;
@@ -77,6 +82,7 @@ public sealed class PeerMap
             if (record.LastSeen != 0 && node.Stamp <= record.LastStamp)
             {
                 // An older or equal stamp never moves the node's address (nor anything else in its record).
+                seen = NodeLiveness.Of(record);
                 return false;
             }
 
@@ -94,8 +100,10 @@ public sealed class PeerMap
                 record.HeartbeatIntervalMs = (long)interval.TotalMilliseconds;
             }
 
+            seen = NodeLiveness.Of(record);
             return true;
         });
+        Observe(node.Name, outcome, seen);
         return new TouchResult(outcome, node.Stamp < floor, outcome == UpdateOutcome.Committed ? replaced : null, wasLive);
     }
 
@@ -191,9 +199,11 @@ public sealed class PeerMap
         ArgumentNullException.ThrowIfNull(node);
         var id = new EventStamp(node.Stamp.Epoch, snapshotId);
         var completed = false;
+        NodeLiveness? seen = null;
         var outcome = await Nodes.UpdateAsync(ResolverKeys.Node(node.Name), record =>
         {
             completed = false;
+            seen = NodeLiveness.Of(record);
             if (id <= record.Floor || (record.Snapshot is { } newer && newer.Stamp > id))
             {
                 return false;
@@ -215,10 +225,12 @@ public sealed class PeerMap
                 record.Floor = id;
                 record.Snapshot = null;
                 completed = true;
+                seen = NodeLiveness.Of(record);
             }
 
             return true;
         });
+        Observe(node.Name, outcome, seen);
         return new SnapshotPartResult(outcome, completed && outcome == UpdateOutcome.Committed, id);
     }
 
@@ -315,6 +327,18 @@ public sealed class PeerMap
         var chunkKeys = Enumerable.Range(0, _options.IndexChunks).Select(i => ResolverKeys.IndexChunk(node, i)).ToList();
         var chunks = await _store.GetManyAsync(chunkKeys, cancellationToken);
         return chunks.Values.SelectMany(c => Index.Deserialize(c).Keys).ToHashSet(StringComparer.Ordinal);
+    }
+
+    /// <summary>
+    /// Hands what a node-record update last read or wrote to the liveness view, unless the update gave up (then the
+    /// record it saw may already be outdated; the next refresh reads the store).
+    /// </summary>
+    private void Observe(string node, UpdateOutcome outcome, NodeLiveness? seen)
+    {
+        if (outcome != UpdateOutcome.Contended && seen is { } value)
+        {
+            Liveness.Observe(node, value);
+        }
     }
 
     private async Task<UpdateOutcome> FinishAsync(string node, List<(KeyWork Key, Task<UpdateOutcome> Update)> work)
