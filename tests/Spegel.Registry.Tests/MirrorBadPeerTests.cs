@@ -12,6 +12,7 @@ using Spegel.Core.Content;
 using Spegel.Core.Routing;
 using Spegel.Registry.Mirror;
 using Xunit.Abstractions;
+using Spegel.TestRig;
 
 namespace Spegel.Registry.Tests;
 

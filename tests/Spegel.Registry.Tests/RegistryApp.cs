@@ -8,6 +8,7 @@ using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Logging;
 using Spegel.Core.Content;
 using Spegel.Hosting;
+using Spegel.TestRig;
 
 namespace Spegel.Registry.Tests;
 
@@ -62,35 +63,5 @@ internal sealed class RegistryApp : IAsyncDisposable
         Client.Dispose();
         await app.StopAsync();
         await app.DisposeAsync();
-    }
-}
-
-/// <summary>Log lines as (category, level, message), for asserting that bad input is logged.</summary>
-internal sealed class CapturedLogs : ILoggerProvider
-{
-    private readonly System.Collections.Concurrent.ConcurrentQueue<(string Category, LogLevel Level, string Message)> lines = new();
-
-    public IReadOnlyList<(string Category, LogLevel Level, string Message)> Lines => [.. lines];
-
-    public ILogger CreateLogger(string categoryName) => new Logger(categoryName, this);
-
-    public void Dispose()
-    {
-    }
-
-    private sealed class Logger(string category, CapturedLogs owner) : ILogger
-    {
-        public IDisposable? BeginScope<TState>(TState state)
-            where TState : notnull => null;
-
-        public bool IsEnabled(LogLevel logLevel) => logLevel >= LogLevel.Information;
-
-        public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
-        {
-            if (IsEnabled(logLevel))
-            {
-                owner.lines.Enqueue((category, logLevel, formatter(state, exception)));
-            }
-        }
     }
 }

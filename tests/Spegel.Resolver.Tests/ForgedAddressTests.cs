@@ -8,6 +8,7 @@ using Spegel.Core.Events;
 using Spegel.Dapr;
 using Spegel.Resolver.Events;
 using static Spegel.Resolver.Tests.TestEvents;
+using Spegel.TestRig;
 
 namespace Spegel.Resolver.Tests;
 
