@@ -27,9 +27,14 @@ public sealed class ResolverOptions : IValidatableOptions
     /// How old this resolver's in-memory copy of the node records (liveness, address, snapshot floor) may get before
     /// the next lookup re-reads it from the store in bulk: the bound on how late heartbeats, address changes and
     /// snapshots applied by <em>another</em> resolver replica are seen. Its own events are seen at once. Shorter than
-    /// <see cref="NodeTimeout"/>. See docs/resolver.md, "Liveness view".
+    /// <see cref="NodeTimeout"/>; unset, 1 s or a quarter of <see cref="NodeTimeout"/>, whichever is shorter (so a short
+    /// node timeout stays valid without setting this too). See docs/resolver.md, "Liveness view".
     /// </summary>
-    public TimeSpan LivenessRefresh { get; set; } = TimeSpan.FromSeconds(1);
+    public TimeSpan? LivenessRefresh { get; set; }
+
+    /// <summary>The refresh interval in force: <see cref="LivenessRefresh"/> when set, else the default above.</summary>
+    public TimeSpan EffectiveLivenessRefresh =>
+        LivenessRefresh ?? TimeSpan.FromTicks(Math.Min(TimeSpan.FromSeconds(1).Ticks, Math.Max(1, NodeTimeout.Ticks / 4)));
 
     /// <summary>
     /// At most this many peers per answer, freshest first (a registry tries at most <c>Spegel:MirrorResolveRetries</c>,
@@ -85,7 +90,7 @@ public sealed class ResolverOptions : IValidatableOptions
         foreach (var (name, value) in new[]
                  {
                      (nameof(NodeTimeout), NodeTimeout), (nameof(NodeRetention), NodeRetention), (nameof(TombstoneRetention), TombstoneRetention),
-                     (nameof(FreshnessBucket), FreshnessBucket), (nameof(UpdateTimeout), UpdateTimeout), (nameof(LivenessRefresh), LivenessRefresh),
+                     (nameof(FreshnessBucket), FreshnessBucket), (nameof(UpdateTimeout), UpdateTimeout), (nameof(LivenessRefresh), EffectiveLivenessRefresh),
                  })
         {
             if (value <= TimeSpan.Zero)
@@ -99,7 +104,7 @@ public sealed class ResolverOptions : IValidatableOptions
             yield return $"{SectionName}:NodeRetention ({NodeRetention}) must not be shorter than {SectionName}:NodeTimeout ({NodeTimeout}).";
         }
 
-        if (LivenessRefresh > TimeSpan.Zero && NodeTimeout > TimeSpan.Zero && LivenessRefresh >= NodeTimeout)
+        if (LivenessRefresh is { } refresh && refresh > TimeSpan.Zero && NodeTimeout > TimeSpan.Zero && refresh >= NodeTimeout)
         {
             yield return $"{SectionName}:LivenessRefresh ({LivenessRefresh}) must be shorter than {SectionName}:NodeTimeout ({NodeTimeout}).";
         }

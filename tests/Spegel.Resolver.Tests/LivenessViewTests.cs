@@ -261,6 +261,19 @@ public sealed class LivenessViewTests(ITestOutputHelper output)
         Assert.Contains(expected, error, StringComparison.Ordinal);
     }
 
+    [Theory]
+    [InlineData("00:00:15", "00:00:01")]
+    [InlineData("00:00:01", "00:00:00.250")]
+    [InlineData("00:00:02", "00:00:00.500")]
+    public void Options_LivenessRefreshUnset_IsOneSecondOrAQuarterOfTheNodeTimeout_AndValid(string nodeTimeout, string expected)
+    {
+        // A short node timeout (tests, small clusters) must not need the refresh set too.
+        var options = new ResolverOptions { NodeTimeout = TimeSpan.Parse(nodeTimeout, System.Globalization.CultureInfo.InvariantCulture) };
+
+        Assert.Equal(TimeSpan.Parse(expected, System.Globalization.CultureInfo.InvariantCulture), options.EffectiveLivenessRefresh);
+        Assert.Empty(options.Validate());
+    }
+
     private static long LastSeen(ResolverHarness resolver, string node)
     {
         Assert.True(resolver.Map.Liveness.TryGet(node, out var known));

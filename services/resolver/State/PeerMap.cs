@@ -49,7 +49,7 @@ public sealed class PeerMap
             compact: (r, now) => RemoveOldTombstones(r.Nodes, e => !e.Held && Older(e.At, now, tombstoneRetention)));
         Nodes = new(store, ResolverStateJsonContext.Default.NodeRecord, time, policy, _options.NodeRetention);
         Index = new(store, ResolverStateJsonContext.Default.NodeIndexChunk, time, policy);
-        Liveness = new NodeLivenessView(ReadNodesAsync, time, _options.LivenessRefresh, _options.NodeTimeout);
+        Liveness = new NodeLivenessView(ReadNodesAsync, time, _options.EffectiveLivenessRefresh, _options.NodeTimeout);
     }
 
     public RecordUpdater<DigestRecord> Digests { get; }
