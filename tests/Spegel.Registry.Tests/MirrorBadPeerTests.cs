@@ -119,15 +119,26 @@ public sealed class MirrorBadPeerTests(ITestOutputHelper output) : IAsyncLifetim
         Assert.All(peer.RequestsPerConnection.Values, n => Assert.Equal(1, n));
     }
 
+    /// <summary>Declares 100 bytes fewer than the blob and sends it all: the declared bytes hash wrong.</summary>
+    private RawPeer UnderstatingPeer() => Raw(async (_, stream) =>
+    {
+        await stream.WriteAsync(RawPeer.Head("200 OK", $"Content-Length: {content.Layer.Length - 100}"));
+        await stream.WriteAsync(content.Layer);
+        return false;
+    });
+
+    /// <summary>Declares the whole blob, sends half of it, then closes the connection.</summary>
+    private RawPeer ShortBodyPeer() => Raw(async (_, stream) =>
+    {
+        await stream.WriteAsync(RawPeer.Head("200 OK", $"Content-Length: {content.Layer.Length}"));
+        await stream.WriteAsync(content.Layer.AsMemory(0, content.Layer.Length / 2));
+        return false;
+    });
+
     [Fact]
     public async Task Blob_PeerDeclaresAShortContentLengthAndSendsTheWholeBlob_IsALiar_NextPeerServes()
     {
-        var peer = Raw(async (_, stream) =>
-        {
-            await stream.WriteAsync(RawPeer.Head("200 OK", $"Content-Length: {content.Layer.Length - 100}"));
-            await stream.WriteAsync(content.Layer);
-            return false;
-        });
+        var peer = UnderstatingPeer();
         var honest = await Honest();
         var b = await Node();
         Answer(content.LayerDigest.ToString(), ("short", peer.Url), ("honest", honest.Url.ToString()));
@@ -143,12 +154,7 @@ public sealed class MirrorBadPeerTests(ITestOutputHelper output) : IAsyncLifetim
     [Fact]
     public async Task Blob_OnlyPeerDeclaresAShortContentLength_Answers404_NeverTheTruncatedBlob()
     {
-        var peer = Raw(async (_, stream) =>
-        {
-            await stream.WriteAsync(RawPeer.Head("200 OK", $"Content-Length: {content.Layer.Length - 100}"));
-            await stream.WriteAsync(content.Layer);
-            return false;
-        });
+        var peer = UnderstatingPeer();
         var b = await Node();
         Answer(content.LayerDigest.ToString(), ("short", peer.Url));
 
@@ -162,12 +168,7 @@ public sealed class MirrorBadPeerTests(ITestOutputHelper output) : IAsyncLifetim
     [Fact]
     public async Task Blob_PeerSendsFewerBytesThenCloses_IsPenalised_NextPeerServes()
     {
-        var peer = Raw(async (_, stream) =>
-        {
-            await stream.WriteAsync(RawPeer.Head("200 OK", $"Content-Length: {content.Layer.Length}"));
-            await stream.WriteAsync(content.Layer.AsMemory(0, content.Layer.Length / 2));
-            return false;
-        });
+        var peer = ShortBodyPeer();
         var honest = await Honest();
         var b = await Node();
         Answer(content.LayerDigest.ToString(), ("short", peer.Url), ("honest", honest.Url.ToString()));
@@ -185,12 +186,7 @@ public sealed class MirrorBadPeerTests(ITestOutputHelper output) : IAsyncLifetim
     [Fact]
     public async Task Blob_StreamingPath_OnlyPeerSendsFewerBytesThenCloses_ClientSeesAnAbort_NeverACompleteResponse()
     {
-        var peer = Raw(async (_, stream) =>
-        {
-            await stream.WriteAsync(RawPeer.Head("200 OK", $"Content-Length: {content.Layer.Length}"));
-            await stream.WriteAsync(content.Layer.AsMemory(0, content.Layer.Length / 2));
-            return false;
-        });
+        var peer = ShortBodyPeer();
         var b = await Node("--Spegel:MirrorVerifyBeforeSendBytes=0");
         Answer(content.LayerDigest.ToString(), ("short", peer.Url));
 
