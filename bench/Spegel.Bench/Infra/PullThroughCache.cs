@@ -6,65 +6,50 @@ namespace Spegel.Bench.Infra;
 /// <summary>
 /// docker-registry (distribution 2.8) configured as a pull-through cache (<c>proxy: remoteurl</c>) of another registry:
 /// what a cluster would run instead of a peer mirror. It stores every blob it forwards and serves it from its own
-/// storage afterwards; manifests by tag are still checked with the remote on every request.
+/// storage afterwards; manifests by tag are still checked with the remote on every request. Started, probed and
+/// removed like the rig's own daemons (<see cref="RigDaemon"/>).
 /// </summary>
-public sealed class PullThroughCache : IAsyncDisposable
+public sealed class PullThroughCache : RigDaemon
 {
-    private readonly BackgroundProcess process;
-    private readonly string directory;
+    private readonly string configPath;
 
-    private PullThroughCache(BackgroundProcess process, string directory, int port)
+    private PullThroughCache(string directory, int port)
+        : base(directory, Path.Combine(directory, "registry.log"), startTimeout: TimeSpan.FromSeconds(15), stopGrace: TimeSpan.FromSeconds(5))
     {
-        this.process = process;
-        this.directory = directory;
         Port = port;
+        configPath = Path.Combine(directory, "config.yml");
     }
 
     public int Port { get; }
 
     public string Url => string.Create(CultureInfo.InvariantCulture, $"http://127.0.0.1:{Port}");
 
-    public int Pid => process.Id;
+    protected override string DisplayName => "the pull-through docker-registry";
+
+    protected override string Endpoint => Url;
 
     public static async Task<PullThroughCache> StartAsync(string remoteUrl, CancellationToken ct)
     {
-        var dir = RigDirectory.Create("ptc");
-        var port = Ports.GetFreeTcpPort();
-        var config = Path.Combine(dir, "config.yml");
-        await File.WriteAllTextAsync(config, $"""
-            version: 0.1
-            log:
-              level: warn
-              accesslog:
-                disabled: true
-            storage:
-              filesystem:
-                rootdirectory: {Path.Combine(dir, "data")}
-              delete:
-                enabled: true
-            http:
-              addr: 127.0.0.1:{port.ToString(CultureInfo.InvariantCulture)}
-            proxy:
-              remoteurl: {remoteUrl}
-            """, ct);
-        var process = BackgroundProcess.Start(RequiredTools.DockerRegistry, ["serve", config], Path.Combine(dir, "registry.log"), dir);
-        var cache = new PullThroughCache(process, dir, port);
+        var cache = new PullThroughCache(RigDirectory.Create("ptc"), Ports.GetFreeTcpPort());
         try
         {
-            await Poll.WaitUntilAsync(
-                async token =>
-                {
-                    if (process.HasExited)
-                    {
-                        throw new InvalidOperationException($"the pull-through docker-registry exited with {process.ExitCode}: {process.ReadLogTail()}");
-                    }
-
-                    return await Ports.IsListeningAsync(port, token);
-                },
-                TimeSpan.FromSeconds(15),
-                "the pull-through docker-registry to listen",
-                TimeSpan.FromMilliseconds(20),
-                ct);
+            await File.WriteAllTextAsync(cache.configPath, $"""
+                version: 0.1
+                log:
+                  level: warn
+                  accesslog:
+                    disabled: true
+                storage:
+                  filesystem:
+                    rootdirectory: {Path.Combine(cache.Directory, "data")}
+                  delete:
+                    enabled: true
+                http:
+                  addr: 127.0.0.1:{cache.Port.ToString(CultureInfo.InvariantCulture)}
+                proxy:
+                  remoteurl: {remoteUrl}
+                """, ct);
+            await cache.LaunchAsync(ct);
             return cache;
         }
         catch
@@ -74,10 +59,7 @@ public sealed class PullThroughCache : IAsyncDisposable
         }
     }
 
-    public async ValueTask DisposeAsync()
-    {
-        await process.StopAsync(TimeSpan.FromSeconds(5));
-        await process.DisposeAsync();
-        await RigDirectory.RemoveAsync(directory);
-    }
+    protected override (string Executable, IReadOnlyList<string> Arguments) Command() => (RequiredTools.DockerRegistry, ["serve", configPath]);
+
+    protected override Task<bool> IsAnsweringAsync(CancellationToken ct) => Ports.IsListeningAsync(Port, ct);
 }
