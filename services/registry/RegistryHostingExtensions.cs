@@ -44,6 +44,7 @@ public static class RegistryHostingExtensions
         services.AddResolverClientOptions(requireUrlInStandalone: false);
         services.AddSingleton<PeerHealth>();
         services.AddSingleton<ManifestCache>();
+        services.AddSingleton<MirrorSpool>();
         services.AddSingleton<HedgedPeerClient>();
         services.AddSingleton<MirrorService>();
         services.AddSingleton<IPeerResolver, HttpPeerResolver>();

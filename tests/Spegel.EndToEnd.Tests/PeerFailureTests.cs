@@ -151,12 +151,16 @@ public sealed class PeerFailureTests(ITestOutputHelper output)
     /// back-off would, once containerd has dropped the failed attempt's ingest — and must come from the honest peer.
     /// With the upstream up the first pull must succeed: blobs under Spegel:MirrorVerifyBeforeSendBytes are verified
     /// before the first byte, so the lie becomes a clean 404 (or the next peer) and containerd goes on.
+    /// <paramref name="spoolEverything"/>: every blob, whatever its size, is verified in the spool before a byte is
+    /// sent (as blobs above 32 MiB are by default), the hedge is held back so the liar is asked alone, and the next
+    /// peer is tried within the same request: with the upstream down, the first pull must succeed.
     /// </summary>
     [Theory]
-    [InlineData(false, 2, ClusterTransport.Standalone)]
-    [InlineData(true, 1, ClusterTransport.Standalone)]
-    [InlineData(true, 1, ClusterTransport.Dapr)]
-    public async Task Pull_LyingPeerListedFirst_WrongBytesNeverCommittedAndPullSucceedsFromHonestSource(bool upstreamUp, int allowedAttempts, ClusterTransport transport)
+    [InlineData(false, 2, ClusterTransport.Standalone, false)]
+    [InlineData(true, 1, ClusterTransport.Standalone, false)]
+    [InlineData(true, 1, ClusterTransport.Dapr, false)]
+    [InlineData(false, 1, ClusterTransport.Standalone, true)]
+    public async Task Pull_LyingPeerListedFirst_WrongBytesNeverCommittedAndPullSucceedsFromHonestSource(bool upstreamUp, int allowedAttempts, ClusterTransport transport, bool spoolEverything)
     {
         await using var upstream = await UpstreamRegistry.StartAsync();
         var testImages = new TestImages(upstream);
@@ -169,7 +173,9 @@ public sealed class PeerFailureTests(ITestOutputHelper output)
             Nodes = 3,
             FreshnessBucket = TimeSpan.FromMilliseconds(1),
             NodeTimeout = TimeSpan.FromMinutes(5),
-            RegistryArguments = ["--Spegel:MirrorResolveRetries=1"],
+            RegistryArguments = spoolEverything
+                ? ["--Spegel:MirrorVerifyBeforeSendBytes=0", "--Spegel:MirrorHedgeDelay=00:00:04", "--Spegel:MirrorMaxHedgeDelay=00:00:04"]
+                : ["--Spegel:MirrorResolveRetries=1"],
             Transport = transport,
         });
         var built = await building;

@@ -85,9 +85,10 @@ public sealed class MirrorBadPeerTests(ITestOutputHelper output) : IAsyncLifetim
         logs.Lines.Where(l => l.Message.StartsWith(prefix, StringComparison.Ordinal)).Select(l => l.Message);
 
     [Theory]
-    [InlineData("33554432")]
-    [InlineData("0")]
-    public async Task Blob_PeerSendsBytesPastItsContentLength_ClientGetsExactlyTheBlob_AndTheConnectionIsNeverReused(string verifyBeforeSendBytes)
+    [InlineData("--Spegel:MirrorVerifyBeforeSendBytes=33554432")]
+    [InlineData("--Spegel:MirrorVerifyBeforeSendBytes=0")]
+    [InlineData("--Spegel:MirrorVerifyBeforeSendBytes=0 --Spegel:MirrorSpoolPath=")]
+    public async Task Blob_PeerSendsBytesPastItsContentLength_ClientGetsExactlyTheBlob_AndTheConnectionIsNeverReused(string verifyArguments)
     {
         // The right blob, then a smuggled second response with wrong bytes, on a connection the peer keeps open.
         var wrong = (byte[])content.Layer.Clone();
@@ -100,7 +101,7 @@ public sealed class MirrorBadPeerTests(ITestOutputHelper output) : IAsyncLifetim
             await stream.WriteAsync(wrong);
             return true;
         });
-        var b = await Node($"--Spegel:MirrorVerifyBeforeSendBytes={verifyBeforeSendBytes}");
+        var b = await Node(verifyArguments.Split(' '));
         Answer(content.LayerDigest.ToString(), ("extra", peer.Url));
 
         for (var i = 0; i < 3; i++)
@@ -187,7 +188,7 @@ public sealed class MirrorBadPeerTests(ITestOutputHelper output) : IAsyncLifetim
     public async Task Blob_StreamingPath_OnlyPeerSendsFewerBytesThenCloses_ClientSeesAnAbort_NeverACompleteResponse()
     {
         var peer = ShortBodyPeer();
-        var b = await Node("--Spegel:MirrorVerifyBeforeSendBytes=0");
+        var b = await Node("--Spegel:MirrorVerifyBeforeSendBytes=0", "--Spegel:MirrorSpoolPath=");
         Answer(content.LayerDigest.ToString(), ("short", peer.Url));
 
         await Assert.ThrowsAnyAsync<HttpRequestException>(async () =>

@@ -38,14 +38,25 @@ public sealed class MirrorOptions : IValidatableOptions
     public TimeSpan MirrorBadPeerPenalty { get; set; } = TimeSpan.FromMinutes(5);
 
     /// <summary>
-    /// A whole blob whose peer-advertised size is at most this is read completely and verified before a byte is
-    /// sent, so a lying or dying peer is replaced by the next one within the same request instead of breaking the
-    /// client's pull. Larger blobs stream (verified as they flow, aborted on a mismatch). 0 turns it off.
+    /// A whole blob whose peer-advertised size is at most this is read completely into memory and verified before
+    /// a byte is sent, so a lying or dying peer is replaced by the next one within the same request instead of
+    /// breaking the client's pull. Larger blobs get the same treatment in the spool (<see cref="MirrorSpoolPath"/>).
+    /// 0: none in memory.
     /// </summary>
     public long MirrorVerifyBeforeSendBytes { get; set; } = 32L * 1024 * 1024;
 
-    /// <summary>How many blobs may be held for verification at once (bounds memory); past it, blobs stream.</summary>
+    /// <summary>How many blobs may be held in memory for verification at once (bounds memory); past it, the spool.</summary>
     public int MirrorVerifyConcurrency { get; set; } = 4;
+
+    /// <summary>
+    /// The directory where blobs larger than <see cref="MirrorVerifyBeforeSendBytes"/> are read whole and verified
+    /// before a byte is sent. Empty: no spool, large blobs stream (hashed as they flow; a lie is only caught at the
+    /// end and aborts the response, which fails containerd's pull of it once).
+    /// </summary>
+    public string MirrorSpoolPath { get; set; } = Path.Combine(Path.GetTempPath(), "spegel-mirror-spool");
+
+    /// <summary>The most bytes spooled at once across all requests; a blob that does not fit streams instead.</summary>
+    public long MirrorSpoolLimitBytes { get; set; } = 4L * 1024 * 1024 * 1024;
 
     public IEnumerable<string> Validate()
     {
@@ -87,6 +98,16 @@ public sealed class MirrorOptions : IValidatableOptions
         if (MirrorVerifyBeforeSendBytes is < 0 or > 1024L * 1024 * 1024)
         {
             yield return $"Spegel:MirrorVerifyBeforeSendBytes must be between 0 (off) and 1 GiB, not {MirrorVerifyBeforeSendBytes}.";
+        }
+
+        if (MirrorSpoolPath.Length > 0 && !Path.IsPathFullyQualified(MirrorSpoolPath))
+        {
+            yield return $"Spegel:MirrorSpoolPath must be an absolute path (or empty for no spool), not '{MirrorSpoolPath}'.";
+        }
+
+        if (MirrorSpoolLimitBytes < 0)
+        {
+            yield return $"Spegel:MirrorSpoolLimitBytes must not be negative (0: no spool), not {MirrorSpoolLimitBytes}.";
         }
 
         if (MirrorVerifyConcurrency is < 1 or > 256)

@@ -9,9 +9,10 @@ namespace Spegel.Registry.Mirror;
 
 /// <summary>
 /// The mirror path: on a local miss, ask the resolver who holds the key, fetch it from a peer (hedged, bounded by
-/// <see cref="MirrorOptions.MirrorResolveTimeout"/>), and serve it verified: a small whole blob is read and checked
-/// before a byte is sent (<see cref="MirrorOptions.MirrorVerifyBeforeSendBytes"/>), anything else streams through
-/// verified and resumable. When nothing answers in time the result is a fast 404, so containerd goes to the next
+/// <see cref="MirrorOptions.MirrorResolveTimeout"/>), and serve it verified: a whole blob is read and checked before
+/// a byte is sent, in memory up to <see cref="MirrorOptions.MirrorVerifyBeforeSendBytes"/> and in the spool
+/// (<see cref="MirrorSpool"/>) above it; ranges, and blobs neither has room for, stream through verified and
+/// resumable. When nothing answers in time the result is a fast 404, so containerd goes to the next
 /// host: the mirror must not make a pull fail that would have succeeded without it.
 /// </summary>
 public sealed partial class MirrorService(
@@ -19,6 +20,7 @@ public sealed partial class MirrorService(
     HedgedPeerClient peers,
     PeerHealth health,
     ManifestCache manifests,
+    MirrorSpool spool,
     IOptions<MirrorOptions> mirrorOptions,
     IOptions<RegistryOptions> registryOptions,
     IHttpClientFactory clients,
@@ -82,9 +84,9 @@ public sealed partial class MirrorService(
         }
 
         var wholeGet = range.Length == 0 && !isHead;
-        if (!isManifest && wholeGet && CanVerifyBeforeSend(winner) && verifySlots.TryAcquire() is { } slot)
+        if (!isManifest && wholeGet && TryHold(winner, path.Digest!.Value) is { } held)
         {
-            return await ServeVerifiedAsync(context, path, key, log, found.Peers, winner, [.. attempts], slot);
+            return await ServeVerifiedAsync(context, path, key, log, found.Peers, winner, [.. attempts], held);
         }
 
         log.Source = winner.Peer.Node;
@@ -102,61 +104,83 @@ public sealed partial class MirrorService(
         return new MirroredBlobResult(winner, path, remaining, wholeGet, this);
     }
 
-    /// <summary>Slots taken by verify-before-send right now; zero when no request holds a buffered blob.</summary>
+    /// <summary>Slots taken by verify-before-send in memory right now; zero when no request holds a buffered blob.</summary>
     internal int VerifySlotsInUse => verifySlots.InUse;
 
-    private bool CanVerifyBeforeSend(PeerResponse winner) =>
-        options.MirrorVerifyBeforeSendBytes > 0
-        && winner.Response.StatusCode == HttpStatusCode.OK
-        && winner.Response.Content.Headers.ContentLength is { } length
-        && length <= options.MirrorVerifyBeforeSendBytes;
+    /// <summary>
+    /// Where a whole blob from <paramref name="winner"/> is held until verified: pooled memory up to
+    /// <see cref="MirrorOptions.MirrorVerifyBeforeSendBytes"/> while a memory slot is free, else the spool while it has
+    /// room. Null: the blob streams (no size, a partial answer, or neither has room).
+    /// </summary>
+    private VerifyBuffer? TryHold(PeerResponse winner, Digest digest)
+    {
+        if (winner.Response.StatusCode != HttpStatusCode.OK || winner.Response.Content.Headers.ContentLength is not { } length)
+        {
+            return null;
+        }
+
+        if (length <= options.MirrorVerifyBeforeSendBytes && verifySlots.TryAcquire() is { } slot)
+        {
+            return new PooledBody(length, digest, slot);
+        }
+
+        return spool.TryCreate(length, digest);
+    }
 
     /// <summary>
-    /// Verify-before-send: read the winner's whole body into pooled memory and hash it; only bytes that match are
-    /// sent. A peer that lies, dies or stalls mid-body is penalised and the next peer is asked within this same
-    /// request, so containerd sees one clean 200 or a fast 404 (and goes upstream) — never a reset mid-transfer,
-    /// which fails its pull outright and can leave a partial ingest of wrong bytes behind.
+    /// Verify-before-send: read the winner's whole body (into memory or the spool) and hash it; only bytes that
+    /// match are sent. A peer that dies or stalls mid-body is penalised and the next peer continues from the same
+    /// offset with a Range request; one whose bytes do not match is penalised (with every peer that contributed) and
+    /// the next peer starts over. All within this request, so containerd sees one clean 200 or a 404 (and goes
+    /// upstream) — never a reset mid-transfer, which fails its pull outright and can leave a partial ingest of wrong
+    /// bytes behind.
     /// </summary>
     private async Task<IResult> ServeVerifiedAsync(
-        HttpContext context, DistributionPath path, string key, RequestLogFeature log, IReadOnlyList<Peer> candidates, PeerResponse winner, List<PeerAttempt> attempts, VerifySlot slot)
+        HttpContext context, DistributionPath path, string key, RequestLogFeature log, IReadOnlyList<Peer> candidates, PeerResponse winner, List<PeerAttempt> attempts, VerifyBuffer first)
     {
         var digest = path.Digest!.Value;
         var aborted = context.RequestAborted;
         var tried = new HashSet<string>(StringComparer.Ordinal);
+        var contributors = new List<Peer>();
+        VerifyBuffer? buffer = first;
         try
         {
             for (var round = 1; ; round++)
             {
                 tried.Add(winner.Peer.Node);
+                contributors.Add(winner.Peer);
                 var started = TimeProvider.System.GetTimestamp();
+                var holding = buffer ?? throw new InvalidOperationException("no buffer for a verified transfer");
                 string outcome;
                 using (winner)
                 {
-                    PooledBody? body = null;
                     try
                     {
-                        body = await PooledBody.ReadAsync(winner.Response.Content, winner.Response.Content.Headers.ContentLength!.Value, digest, options.MirrorReadTimeout, aborted);
-                        if (body.Digest == digest)
+                        await using (var stream = await winner.Response.Content.ReadAsStreamAsync(aborted))
                         {
-                            var result = new VerifiedBlobResult(body, slot, digest);
-                            body = null;
+                            await holding.AppendAsync(stream, options.MirrorReadTimeout, aborted);
+                        }
+
+                        if (holding.Complete() == digest)
+                        {
+                            var result = new VerifiedBlobResult(holding, digest);
+                            buffer = null;
                             context.Response.RegisterForDispose(result);
                             log.Source = winner.Peer.Node;
                             return result;
                         }
 
-                        ReportMismatch([winner.Peer], digest);
+                        ReportMismatch(contributors, digest);
                         outcome = "blob bytes do not match their digest";
+                        contributors.Clear();
+                        holding.Dispose();
+                        buffer = null;
                     }
                     catch (Exception ex) when (!aborted.IsCancellationRequested && ex is IOException or HttpRequestException or OperationCanceledException)
                     {
                         health.RecordFailure(winner.Peer);
                         metrics.PeerFailed(RegistryMetrics.Classify(ex));
                         outcome = ex is OperationCanceledException ? "failed mid-body: the peer stalled" : $"failed mid-body: {ex.Message}";
-                    }
-                    finally
-                    {
-                        body?.Dispose();
                     }
                 }
 
@@ -165,31 +189,52 @@ public sealed partial class MirrorService(
                 var rest = candidates.Where(p => !tried.Contains(p.Node)).ToList();
                 if (rest.Count == 0 || round >= options.MirrorResolveRetries)
                 {
-                    slot.Dispose();
                     return Miss(path, key, log, "no peer delivered verified bytes", attempts);
                 }
+
+                // What the failed peer delivered is kept: the next continues from there. After a mismatch (or before
+                // any byte) the next starts over and may advertise another size (the liar may have lied about it).
+                var offset = buffer?.Position ?? 0;
+                if (offset == 0 && buffer is not null)
+                {
+                    buffer.Dispose();
+                    buffer = null;
+                    contributors.Clear();
+                }
+
+                var length = buffer?.Length ?? 0;
 
                 // Each new peer gets the full header budget: the previous one used it up streaming a body, and a
                 // stalled peer is still bounded by it (headers) and by the read timeout (body).
                 var (next, more) = await peers.SendAsync(
                     rest,
-                    peer => BuildRequest(peer, path, HttpMethod.Get, null, offset: null, end: null),
-                    (_, response, _) => Task.FromResult(AcceptBlob(response)),
+                    peer => BuildRequest(peer, path, HttpMethod.Get, null, offset: offset > 0 ? offset : null, end: offset > 0 ? length - 1 : null),
+                    (_, response, _) => Task.FromResult(offset > 0 ? AcceptContinuation(response, offset, length) : AcceptBlob(response)),
                     options.MirrorResolveTimeout,
                     aborted);
                 attempts.AddRange(more);
                 tried.UnionWith(more.Where(a => a.Outcome is not ("ok" or "cancelled")).Select(a => a.Node));
                 if (next is null)
                 {
-                    slot.Dispose();
                     return Miss(path, key, log, "no peer delivered verified bytes", attempts);
                 }
 
                 winner = next;
-                if (!CanVerifyBeforeSend(winner))
+                if (buffer is not null && winner.Response.StatusCode == HttpStatusCode.PartialContent)
                 {
-                    // This peer advertises a size past the threshold (or no size): stream it as any large blob.
-                    slot.Dispose();
+                    ReportResume(contributors[^1], winner.Peer, offset, outcome);
+                    continue;
+                }
+
+                // A peer may ignore the Range and send the whole blob (200): start over with its bytes.
+                buffer?.Dispose();
+                buffer = null;
+                contributors.Clear();
+
+                buffer = TryHold(winner, digest);
+                if (buffer is null)
+                {
+                    // Neither memory nor the spool has room for this peer's size now (or it sent no size): stream it.
                     log.Source = winner.Peer.Node;
                     context.Response.RegisterForDispose(winner);
                     var spares = health.Order(candidates).Where(p => !tried.Contains(p.Node) && p.Node != winner.Peer.Node).ToList();
@@ -197,12 +242,23 @@ public sealed partial class MirrorService(
                 }
             }
         }
-        catch
+        finally
         {
-            slot.Dispose();
-            throw;
+            buffer?.Dispose();
         }
     }
+
+    /// <summary>
+    /// A peer continuing a held blob must answer exactly the rest of it (206 from the offset to the end), or the whole
+    /// blob (200: Range is optional in HTTP), which then starts the buffer over.
+    /// </summary>
+    private static Acceptance AcceptContinuation(HttpResponseMessage response, long offset, long length) =>
+        response.StatusCode == HttpStatusCode.OK ? AcceptBlob(response)
+        : response.StatusCode != HttpStatusCode.PartialContent ? Acceptance.No($"status {(int)response.StatusCode} to a Range request")
+        : response.Content.Headers.ContentRange is not { From: { } from } range || from != offset || (range.Length is { } total && total != length)
+            ? Acceptance.No($"Content-Range '{response.Content.Headers.ContentRange}' does not continue at {offset} of {length}")
+        : response.Content.Headers.ContentLength != length - offset ? Acceptance.No($"Content-Length {response.Content.Headers.ContentLength} is not the {length - offset} bytes left")
+        : Acceptance.Yes();
 
     internal static HttpRequestMessage BuildRequest(Peer peer, DistributionPath path, HttpMethod method, string? range, long? offset, long? end)
     {
