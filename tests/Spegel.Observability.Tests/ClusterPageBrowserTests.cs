@@ -54,6 +54,25 @@ public sealed class ClusterPageBrowserTests(ITestOutputHelper output)
         Assert.Contains(nginx.ManifestDigest.ToString()[..19], bindings, StringComparison.Ordinal);
 
         await browser.WaitForAsync("document.getElementById('live-text').textContent.startsWith('live')", "the live indicator");
+
+        // Refreshed live: one more mirror request (node-b fetches api's layer from node-a), and without navigating
+        // again the page shows its row and the new hit ratio (4 of node-b's 5 mirror requests served by the cluster).
+        var rowsBefore = (await browser.EvaluateAsync("document.querySelectorAll('#recent tbody tr').length")).GetInt32();
+        var apiLayer = api.LayerDigest.ToString();
+        await browser.WaitForAsync(
+            $"!document.querySelector('#recent tbody').innerHTML.includes('{apiLayer}')",
+            "no row for api's layer before it is requested");
+        await MetricsTests.WaitForPeersAsync(cluster, apiLayer, 1);
+        Assert.Equal(HttpStatusCode.OK, (await b.Registry.Client.GetAsync(api.BlobPath(api.LayerDigest))).StatusCode);
+        await browser.WaitForAsync(
+            $"document.querySelector('#recent tbody').innerHTML.includes('{apiLayer}') && document.getElementById('hit-ratio').textContent === '80.0 %'",
+            "the new request's row and the new hit ratio, without navigating",
+            TimeSpan.FromSeconds(20));
+        var rowsAfter = (await browser.EvaluateAsync("document.querySelectorAll('#recent tbody tr').length")).GetInt32();
+        // node-b's request, and node-a's line for serving it when node-a's registry keeps served requests too.
+        Assert.True(rowsAfter > rowsBefore, $"recent rows {rowsBefore} -> {rowsAfter}");
+        output.WriteLine($"recent rows {rowsBefore} -> {rowsAfter} without navigating");
+        Assert.Equal(page.ToString(), (await browser.EvaluateAsync("location.href")).GetString());
         Assert.True(await browser.EvaluateAsync("document.getElementById('error').hidden") is { ValueKind: System.Text.Json.JsonValueKind.True });
         Assert.Empty(browser.ConsoleErrors);
 

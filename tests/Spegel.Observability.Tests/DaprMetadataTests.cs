@@ -12,7 +12,7 @@ using Spegel.Observability.Tests.Support;
 namespace Spegel.Observability.Tests;
 
 /// <summary>Each service tells its sidecar who it is (extended metadata), retrying in the background until the sidecar answers.</summary>
-public sealed class DaprMetadataTests
+public sealed class DaprMetadataTests(Xunit.Abstractions.ITestOutputHelper output)
 {
     [Theory]
     [InlineData("registry")]
@@ -35,6 +35,7 @@ public sealed class DaprMetadataTests
         // What `dapr` tooling reads: GET /v1.0/metadata on the sidecar.
         using var http = new HttpClient();
         var answer = await http.GetFromJsonAsync<JsonElement>($"{sidecar.HttpEndpoint}/v1.0/metadata");
+        output.WriteLine($"GET {sidecar.HttpEndpoint}/v1.0/metadata -> {answer}");
         Assert.Equal(service, answer.GetProperty("extended").GetProperty(DaprMetadataRegistrar.RoleKey).GetString());
     }
 

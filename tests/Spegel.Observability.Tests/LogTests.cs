@@ -34,6 +34,10 @@ public sealed class LogTests
         Assert.Matches(@"^\d+(\.\d+)?ms$", line.GetProperty("latency").GetString()!);
         Assert.Equal("127.0.0.1", line.GetProperty("ip").GetString());
 
+        // The raw line carries the seed's field run, in the seed's order (operator-guide: "When the cache is present").
+        var raw = Assert.Single(b.Registry.Log.Lines, l => l.Contains(image.LayerDigest.ToString(), StringComparison.Ordinal));
+        Assert.Matches("\"status\":200,\"method\":\"GET\",\"latency\":\"\\d+(\\.\\d+)?ms\",\"ip\":\"[^\"]+\",\"handler\":\"blob\"", raw);
+
         // The peer's side: served locally, to a peer; and no line on either side per chunk.
         var served = await SingleRequestLineAsync(a.Registry, image.LayerDigest);
         Assert.Equal("local", served.GetProperty("source").GetString());

@@ -136,6 +136,91 @@ public sealed partial class MetricsTests
         Assert.Equal(2, Delta(before, after, "spegel_registry_peer_failures_total", ("kind", "timeout")));
     }
 
+    /// <summary>
+    /// A peer that sends its headers and 1 KiB of a 4 KiB blob, then aborts the connection (an RST mid-body). Both of
+    /// the registry's ways of reading a peer body meet it: the default (a blob this small is read whole and verified
+    /// in memory before a byte is sent) and streaming (verify-before-send and the spool off), where the bytes flow
+    /// as they arrive. Either way the failure is counted as a reset.
+    /// </summary>
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task PeerFailures_PeerResetsMidBody_CountedAsReset(bool streaming)
+    {
+        var blob = Digest.ComputeSha256([4, 4]);
+        await using var peer = await FakePeer.StartAsync(async context =>
+        {
+            context.Response.ContentLength = 4096;
+            await context.Response.Body.WriteAsync(new byte[1024], context.RequestAborted);
+            await context.Response.Body.FlushAsync(context.RequestAborted);
+            context.Abort();
+        });
+        await using var resolver = await ServiceHost.StartAsync("resolver", new Dictionary<string, string?>());
+        var settings = new Dictionary<string, string?>
+        {
+            ["Spegel:Node:Name"] = "node-b",
+            ["Spegel:Resolver:Url"] = resolver.Address,
+            ["Spegel:MirrorResolveTimeout"] = "00:00:05",
+        };
+        if (streaming)
+        {
+            settings["Spegel:MirrorVerifyBeforeSendBytes"] = "0";
+            settings["Spegel:MirrorSpoolPath"] = string.Empty;
+        }
+
+        await using var registry = await ServiceHost.StartAsync("registry", settings, services => services.Replace(ServiceDescriptor.Singleton<Core.Content.ILocalContent>(new Core.Content.InMemoryLocalContent())));
+        await PostEventAsync(resolver, new ContentAdvertised
+        {
+            Node = "node-rst", Address = peer.Address, Epoch = 1, Sequence = 1, Timestamp = DateTimeOffset.UtcNow, Digests = [blob.ToString()],
+        });
+        var before = await registry.ScrapeAsync();
+
+        // The client sees a 404 (nothing sent yet, no other peer) or an aborted response (headers already sent):
+        // never a complete 200, since only 1 KiB of 4 exists.
+        string outcome;
+        try
+        {
+            using var response = await registry.Client.GetAsync($"/v2/library/rst/blobs/{blob}?ns=docker.io");
+            var body = await response.Content.ReadAsByteArrayAsync();
+            outcome = $"{(int)response.StatusCode} with {body.Length} bytes";
+            Assert.NotEqual(HttpStatusCode.OK, response.StatusCode);
+        }
+        catch (HttpRequestException ex)
+        {
+            outcome = "aborted: " + ex.Message;
+        }
+
+        var after = await Eventually.GetAsync(registry.ScrapeAsync, s => Delta(before, s, "spegel_registry_peer_failures_total") >= 1, "a peer failure counted");
+        var kinds = string.Join(", ", after.Samples.Where(s => s.Name == "spegel_registry_peer_failures_total" && s.Value > 0).Select(s => $"{s.Labels.GetValueOrDefault("kind")}={s.Value}"));
+        Assert.True(Delta(before, after, "spegel_registry_peer_failures_total", ("kind", "reset")) == 1, $"client: {outcome}; peer failures by kind: {kinds}");
+    }
+
+    /// <summary>
+    /// The resolver's store fails (throws) or loses every compare-and-swap: the event is answered RETRY, so Dapr
+    /// redelivers it, and counted once as <c>retried</c>.
+    /// </summary>
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public async Task ResolverEvents_StoreThrowsOrLosesEveryRace_AnswersRetryAndCountsRetried(bool throws)
+    {
+        await using var resolver = await ServiceHost.StartAsync(
+            "resolver",
+            new Dictionary<string, string?>(),
+            services => services.Replace(ServiceDescriptor.Singleton<IKeyValueStore>(new UnluckyStore(throws))));
+        var before = await resolver.ScrapeAsync();
+
+        using var content = new ByteArrayContent(System.Text.Json.JsonSerializer.SerializeToUtf8Bytes<ContentEvent>(Heartbeat("node-r", 1), ContentEventJsonContext.Default.ContentEvent));
+        content.Headers.ContentType = new("application/json");
+        using var response = await resolver.Client.PostAsync(ContentTopics.SubscriptionRoute, content);
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Equal("{\"status\":\"RETRY\"}", await response.Content.ReadAsStringAsync());
+
+        var after = await resolver.ScrapeAsync();
+        Assert.Equal(1, Delta(before, after, "spegel_resolver_events_total", ("outcome", "retried")));
+        Assert.Equal(0, Delta(before, after, "spegel_resolver_events_total", ("outcome", "applied")));
+    }
+
     [Fact]
     public async Task IndexerGauges_ImagePulledAndDeleted_MoveUpAndDown()
     {
@@ -264,4 +349,19 @@ public sealed partial class MetricsTests
 
     [GeneratedRegex("spegel_[a-z0-9_]+")]
     private static partial Regex MetricName();
+
+    /// <summary>A store that reads as empty and either throws on every write or loses every conditional one.</summary>
+    private sealed class UnluckyStore(bool throws) : IKeyValueStore
+    {
+        public ValueTask<KeyValueEntry?> GetAsync(string key, CancellationToken cancellationToken = default) => ValueTask.FromResult<KeyValueEntry?>(null);
+
+        public ValueTask<IReadOnlyDictionary<string, KeyValueEntry>> GetManyAsync(IReadOnlyCollection<string> keys, CancellationToken cancellationToken = default) =>
+            ValueTask.FromResult<IReadOnlyDictionary<string, KeyValueEntry>>(new Dictionary<string, KeyValueEntry>());
+
+        public ValueTask<bool> TrySaveAsync(string key, ReadOnlyMemory<byte> value, SaveCondition condition, TimeSpan? timeToLive = null, CancellationToken cancellationToken = default) =>
+            throws ? throw new InvalidOperationException("the state store is down") : ValueTask.FromResult(condition.Kind == SaveConditionKind.None);
+
+        public ValueTask<bool> TryDeleteAsync(string key, string? etag, CancellationToken cancellationToken = default) =>
+            throws ? throw new InvalidOperationException("the state store is down") : ValueTask.FromResult(etag is null);
+    }
 }
