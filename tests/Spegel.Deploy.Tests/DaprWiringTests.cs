@@ -7,6 +7,10 @@ namespace Spegel.Deploy.Tests;
 /// <summary>The Dapr side of the manifests: app-ids, ports, configuration and who may use which component.</summary>
 public class DaprWiringTests
 {
+    private const string DaprApiTokenSecret = "spegel-dapr-api-token";
+    private const string DaprApiTokenOneLiner =
+        "kubectl -n spegel create secret generic spegel-dapr-api-token --from-literal=token=\"$(openssl rand -base64 32)\"";
+
     /// <summary>Which components each app-id uses: the indexer publishes, the resolver subscribes and keeps the map, the registry asks the resolver by service invocation and needs neither.</summary>
     private static readonly Dictionary<string, string[]> Uses = new(StringComparer.Ordinal)
     {
@@ -16,6 +20,19 @@ public class DaprWiringTests
     };
 
     public static TheoryData<string> Overlays => RenderTests.Overlays;
+
+    /// <summary>Every rendering with the three Dapr-enabled DaemonSets: the base, each overlay, each optional component.</summary>
+    public static TheoryData<string> WithDaprApps =>
+    [
+        Kustomize.Base,
+        Kustomize.Overlay("redis"),
+        Kustomize.Overlay("postgresql"),
+        Kustomize.Overlay("kafka"),
+        Kustomize.Overlay("nats"),
+        Kustomize.Composition("redis-network-policy"),
+        Kustomize.Composition("redis-k3s"),
+        Kustomize.Composition("redis-rke2"),
+    ];
 
     public static TheoryData<string, string, int> Services => new()
     {
@@ -107,18 +124,50 @@ public class DaprWiringTests
         Assert.Equal("Dapr", env["Spegel__Transport"]);
     }
 
-    /// <summary>The Dapr API token is an optional component; the peer token Secret is required (<see cref="PeerTokenTests"/>).</summary>
-    [Fact]
-    public void DaemonSets_Base_HaveNoTokenSecretsSoTheyApplyWithoutOne()
+    /// <summary>
+    /// The Dapr API token is in the base, on every DaemonSet, both ways: the sidecar requires it from the app
+    /// (<c>api-token-secret</c>) and presents it to the app (<c>app-token-secret</c>). The injector sets the variables
+    /// in the daprd container only, so each service container gets them from the same Secret.
+    /// </summary>
+    [Theory]
+    [MemberData(nameof(WithDaprApps))]
+    public void DaemonSets_Kustomization_EveryOneCarriesTheDaprApiTokenSecret(string directory)
     {
-        var manifest = Kustomize.Render(Kustomize.Base);
+        var daemonSets = Kustomize.Render(directory).DaemonSets.ToList();
 
-        foreach (var daemonSet in manifest.DaemonSets)
+        Assert.Equal(["indexer", "registry", "resolver"], daemonSets.Select(d => d.Component).Order(StringComparer.Ordinal));
+        foreach (var daemonSet in daemonSets)
         {
-            Assert.Null(daemonSet.Annotations.Str("dapr.io/api-token-secret"));
-            Assert.Null(daemonSet.Annotations.Str("dapr.io/app-token-secret"));
-            Assert.All(daemonSet.AllContainers, c => Assert.DoesNotContain("secretKeyRef", c.ToJsonString(), StringComparison.Ordinal));
+            Assert.Equal(DaprApiTokenSecret, daemonSet.Annotations.Str("dapr.io/api-token-secret"));
+            Assert.Equal(DaprApiTokenSecret, daemonSet.Annotations.Str("dapr.io/app-token-secret"));
+            var env = daemonSet.App.Arr("env").Cast<JsonObject>().ToList();
+            foreach (var variable in new[] { "DAPR_API_TOKEN", "APP_API_TOKEN" })
+            {
+                var entry = Assert.Single(env, e => e.Str("name") == variable);
+                Assert.Equal(DaprApiTokenSecret, entry.Str("valueFrom", "secretKeyRef", "name"));
+                Assert.Equal("token", entry.Str("valueFrom", "secretKeyRef", "key"));
+            }
+
+            // The init container talks to no sidecar and gets no token.
+            Assert.All(daemonSet.InitContainers, c => Assert.DoesNotContain("TOKEN", c.ToJsonString(), StringComparison.Ordinal));
         }
+
+        // Nothing ships a value: the operator creates the Secret (docs/operations.md §2).
+        Assert.DoesNotContain(Kustomize.Render(directory).OfKind("Secret"), s => s.Str("metadata", "name") == DaprApiTokenSecret);
+    }
+
+    /// <summary>The Secret every DaemonSet needs is created by a line in the install steps, next to the peer token's.</summary>
+    [Fact]
+    public void DaprApiTokenSecret_OperationsDoc_GivesTheOneLinerInTheInstallSection()
+    {
+        var text = File.ReadAllText(Path.Combine(Kustomize.RepoRoot, "docs", "operations.md"));
+        var install = text.IndexOf("\n## 2. Install", StringComparison.Ordinal);
+        var next = text.IndexOf("\n## 3.", StringComparison.Ordinal);
+        Assert.True(install >= 0 && next > install, "docs/operations.md has no §2 Install followed by §3");
+
+        var section = text[install..next];
+        Assert.Contains(DaprApiTokenOneLiner, section, StringComparison.Ordinal);
+        Assert.Contains("spegel-peer-token --from-literal", section, StringComparison.Ordinal);
     }
 
     [Fact]

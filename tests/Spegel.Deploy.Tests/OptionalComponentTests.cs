@@ -6,28 +6,6 @@ namespace Spegel.Deploy.Tests;
 public class OptionalComponentTests
 {
     [Fact]
-    public void ApiToken_Component_WiresOneSecretIntoEverySidecarAndApp()
-    {
-        var manifest = Kustomize.Render(Kustomize.Composition("redis-api-token"));
-
-        foreach (var daemonSet in manifest.DaemonSets)
-        {
-            Assert.Equal("spegel-dapr-api-token", daemonSet.Annotations.Str("dapr.io/api-token-secret"));
-            Assert.Equal("spegel-dapr-api-token", daemonSet.Annotations.Str("dapr.io/app-token-secret"));
-            // The injector sets these in the daprd container only; the app needs them in its own.
-            var env = daemonSet.App.Arr("env").Cast<JsonObject>().ToList();
-            foreach (var variable in new[] { "DAPR_API_TOKEN", "APP_API_TOKEN" })
-            {
-                var entry = Assert.Single(env, e => e.Str("name") == variable);
-                Assert.Equal("spegel-dapr-api-token", entry.Str("valueFrom", "secretKeyRef", "name"));
-                Assert.Equal("token", entry.Str("valueFrom", "secretKeyRef", "key"));
-            }
-
-            Assert.All(daemonSet.InitContainers, c => Assert.DoesNotContain("TOKEN", c.ToJsonString(), StringComparison.Ordinal));
-        }
-    }
-
-    [Fact]
     public void NetworkPolicy_Component_SelectsEveryServiceAndLetsItsCallersIn()
     {
         var manifest = Kustomize.Render(Kustomize.Composition("redis-network-policy"));

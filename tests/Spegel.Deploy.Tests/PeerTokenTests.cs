@@ -19,7 +19,6 @@ public class PeerTokenTests
         Kustomize.Overlay("postgresql"),
         Kustomize.Overlay("kafka"),
         Kustomize.Overlay("nats"),
-        Kustomize.Composition("redis-api-token"),
         Kustomize.Composition("redis-network-policy"),
         Kustomize.Composition("redis-k3s"),
         Kustomize.Composition("redis-rke2"),

@@ -10,7 +10,6 @@ public class RenderTests
         Kustomize.Overlay("kafka"),
         Kustomize.Overlay("nats"),
         Kustomize.Cleanup,
-        Kustomize.Composition("redis-api-token"),
         Kustomize.Composition("redis-network-policy"),
         Kustomize.Composition("redis-k3s"),
         Kustomize.Composition("redis-rke2"),

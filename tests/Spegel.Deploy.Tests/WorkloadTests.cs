@@ -13,7 +13,7 @@ public class WorkloadTests
 
     public static TheoryData<string> Components => ["registry", "indexer", "resolver"];
 
-    public static TheoryData<string> WithPods => [Kustomize.Base, Kustomize.Cleanup, Kustomize.Composition("redis-k3s"), Kustomize.Composition("redis-api-token")];
+    public static TheoryData<string> WithPods => [Kustomize.Base, Kustomize.Cleanup, Kustomize.Composition("redis-k3s")];
 
     private static Manifest Base => Kustomize.Render(Kustomize.Base);
 
