@@ -12,6 +12,20 @@ public sealed class ConfigureContainerdTests : IDisposable
 
     private static string Golden(string name) => File.ReadAllText(Path.Combine(AppContext.BaseDirectory, "testdata", "hosts", name));
 
+    /// <summary>Every file and directory below <paramref name="directory"/>: relative path to content ("&lt;dir&gt;" for directories).</summary>
+    private static SortedDictionary<string, string> Tree(string directory) =>
+        new(
+            Directory.EnumerateFileSystemEntries(directory, "*", SearchOption.AllDirectories)
+                .ToDictionary(e => Path.GetRelativePath(directory, e), e => Directory.Exists(e) ? "<dir>" : File.ReadAllText(e), StringComparer.Ordinal),
+            StringComparer.Ordinal);
+
+    private void WriteFile(string relative, string content)
+    {
+        var path = Path.Combine(ConfigPath, relative);
+        Directory.CreateDirectory(Path.GetDirectoryName(path)!);
+        File.WriteAllText(path, content);
+    }
+
     private static (int Code, string Out, string Err) Run(params string[] args)
     {
         using var output = new StringWriter();
@@ -154,5 +168,182 @@ public sealed class ConfigureContainerdTests : IDisposable
     {
         Assert.True(ConfigureContainerdCommand.TryParseDuration(text, out var d));
         Assert.Equal(TimeSpan.FromMilliseconds(ms), d);
+    }
+
+    /// <summary>
+    /// containerd uses <c>&lt;host&gt;/</c> before <c>_default/</c>: with every registry mirrored, an operator's
+    /// docker.io directory would keep docker.io away from the mirror, so replace mode removes it, says so, and
+    /// cleanup puts it back byte for byte.
+    /// </summary>
+    [Fact]
+    public void Apply_DefaultReplace_RemovesEveryOtherRegistryDirectoryNamingEachAndCleanupRestoresThem()
+    {
+        WriteFile("docker.io/hosts.toml", Golden("existing-docker-io.toml"));
+        WriteFile("docker.io/ca.crt", "CERT");
+        WriteFile("quay.io/hosts.toml", "server = \"https://quay.example.com\"\n");
+        WriteFile("notes.txt", "top-level files are no registry configuration");
+        var before = Tree(ConfigPath);
+
+        var (code, output, err) = Run("--config-path", ConfigPath, "--mirror-target", "http://127.0.0.1:30020", "--mirror-target", "http://127.0.0.1:30021", "--dial-timeout", "2s");
+
+        Assert.True(code == 0, err);
+        Assert.Equal(Golden("default-two-targets.toml"), File.ReadAllText(Path.Combine(ConfigPath, "_default", "hosts.toml")));
+        var lines = output.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        Assert.Single(lines, l => l.StartsWith($"removed {Path.Combine(ConfigPath, "docker.io")}: ", StringComparison.Ordinal));
+        Assert.Single(lines, l => l.StartsWith($"removed {Path.Combine(ConfigPath, "quay.io")}: ", StringComparison.Ordinal));
+        Assert.Equal(2, lines.Count(l => l.StartsWith("removed ", StringComparison.Ordinal)));
+        Assert.Equal(["_backup", "_default", "notes.txt"], Directory.GetFileSystemEntries(ConfigPath).Select(Path.GetFileName).Order(StringComparer.Ordinal));
+
+        var (cleanupCode, _, cleanupErr) = Run("cleanup", "--config-path", ConfigPath);
+
+        Assert.True(cleanupCode == 0, cleanupErr);
+        Assert.Equal(before, Tree(ConfigPath));
+    }
+
+    /// <summary>
+    /// A directory the operator added after the first run is not in the backup: it is saved there before removal.
+    /// One an earlier run of ours wrote (--registry quay.io) is removed and not saved: cleanup must not bring back our mirror.
+    /// </summary>
+    [Fact]
+    public void Apply_DefaultReplace_AfterEarlierRuns_SavesTheOperatorsNewDirectoryButNotOurs()
+    {
+        WriteFile("docker.io/hosts.toml", Golden("existing-docker-io.toml"));
+        var original = Tree(ConfigPath);
+        Assert.Equal(0, Run("--config-path", ConfigPath, "--registry", "quay.io", "--mirror-target", "http://127.0.0.1:30020").Code);
+        WriteFile("ghcr.io/hosts.toml", "server = \"https://ghcr.example.com\"\n");
+
+        var (code, output, err) = Run("--config-path", ConfigPath, "--mirror-target", "http://127.0.0.1:30020");
+
+        Assert.True(code == 0, err);
+        foreach (var registry in new[] { "docker.io", "ghcr.io", "quay.io" })
+        {
+            Assert.Contains($"removed {Path.Combine(ConfigPath, registry)}: ", output, StringComparison.Ordinal);
+        }
+
+        Assert.Equal(["_backup", "_default"], Directory.GetFileSystemEntries(ConfigPath).Select(Path.GetFileName).Order(StringComparer.Ordinal));
+        Assert.Equal(0, Run("cleanup", "--config-path", ConfigPath).Code);
+        var expected = new SortedDictionary<string, string>(original, StringComparer.Ordinal)
+        {
+            ["ghcr.io"] = "<dir>",
+            [Path.Combine("ghcr.io", "hosts.toml")] = "server = \"https://ghcr.example.com\"\n",
+        };
+        Assert.Equal(expected, Tree(ConfigPath));
+    }
+
+    /// <summary>With named registries nothing shadows ours, and registries not mirrored keep their configuration.</summary>
+    [Fact]
+    public void Apply_NamedRegistriesReplace_LeavesOtherRegistriesAlone()
+    {
+        WriteFile("quay.io/hosts.toml", "server = \"https://quay.example.com\"\n");
+        WriteFile("quay.io/ca.crt", "CERT");
+
+        var (code, output, _) = Run("--config-path", ConfigPath, "--registry", "docker.io", "--mirror-target", "http://127.0.0.1:30020");
+
+        Assert.Equal(0, code);
+        Assert.DoesNotContain("removed", output, StringComparison.Ordinal);
+        Assert.Equal("server = \"https://quay.example.com\"\n", File.ReadAllText(Path.Combine(ConfigPath, "quay.io", "hosts.toml")));
+        Assert.Equal("CERT", File.ReadAllText(Path.Combine(ConfigPath, "quay.io", "ca.crt")));
+        Assert.Equal(Golden("docker-io.toml"), File.ReadAllText(Path.Combine(ConfigPath, "docker.io", "hosts.toml")));
+    }
+
+    /// <summary>First run: one target cannot be written, so nothing is: no file, no directory, no backup, no temporary.</summary>
+    [Fact]
+    public void Apply_OneHostsTomlIsADirectory_FailsNamingItAndLeavesTheTreeAsItWas()
+    {
+        WriteFile("docker.io/hosts.toml", Golden("existing-docker-io.toml"));
+        Directory.CreateDirectory(Path.Combine(ConfigPath, "ghcr.io", "hosts.toml"));
+        var before = Tree(ConfigPath);
+
+        var (code, _, err) = Run(
+            "--config-path", ConfigPath, "--mirror-target", "http://127.0.0.1:30020",
+            "--registry", "docker.io", "--registry", "ghcr.io", "--registry", "quay.io");
+
+        Assert.Equal(1, code);
+        Assert.Contains(Path.Combine(ConfigPath, "ghcr.io", "hosts.toml"), err, StringComparison.Ordinal);
+        Assert.Contains("Nothing was changed", err, StringComparison.Ordinal);
+        Assert.Empty(Directory.EnumerateFileSystemEntries(root, "*.tmp*", SearchOption.AllDirectories));
+        Assert.Equal(before, Tree(ConfigPath));
+    }
+
+    /// <summary>A later run that fails keeps what the earlier run wrote (and its backup) exactly as it was.</summary>
+    [Fact]
+    public void Apply_LaterRunWithAnUnwritableTarget_KeepsTheEarlierFiles()
+    {
+        Assert.Equal(0, Run("--config-path", ConfigPath, "--mirror-target", "http://127.0.0.1:30020", "--registry", "docker.io", "--registry", "quay.io").Code);
+        Directory.CreateDirectory(Path.Combine(ConfigPath, "ghcr.io", "hosts.toml"));
+        var before = Tree(ConfigPath);
+
+        var (code, _, err) = Run(
+            "--config-path", ConfigPath, "--mirror-target", "http://127.0.0.1:30021", "--resolve-tags", "false",
+            "--registry", "docker.io", "--registry", "ghcr.io", "--registry", "quay.io");
+
+        Assert.Equal(1, code);
+        Assert.Contains(Path.Combine(ConfigPath, "ghcr.io", "hosts.toml"), err, StringComparison.Ordinal);
+        Assert.Empty(Directory.EnumerateFileSystemEntries(root, "*.tmp*", SearchOption.AllDirectories));
+        Assert.Equal(before, Tree(ConfigPath));
+        Assert.Equal(Golden("docker-io.toml"), File.ReadAllText(Path.Combine(ConfigPath, "docker.io", "hosts.toml")));
+    }
+
+    [Theory]
+    [InlineData("relative/path")]
+    [InlineData("certs.d")]
+    public void Cleanup_RelativeConfigPath_IsAnErrorLikeApply(string relative)
+    {
+        var (code, output, err) = Run("cleanup", "--config-path", relative);
+        var (applyCode, _, applyErr) = Run("--config-path", relative, "--mirror-target", "http://127.0.0.1:30020");
+
+        Assert.Equal(2, code);
+        Assert.Empty(output);
+        Assert.Contains($"--config-path must be an absolute directory, not '{relative}'", err, StringComparison.Ordinal);
+        Assert.Equal((applyCode, applyErr), (code, err));
+        Assert.Throws<ArgumentException>(() => ContainerdHostsConfig.Cleanup(relative));
+    }
+
+    /// <summary>What docs/operations.md §5 says cleanup removes: everything in the config path but the backup, including what was added after the install.</summary>
+    [Fact]
+    public void Cleanup_AfterApply_RemovesEverythingNotInTheBackup()
+    {
+        WriteFile("docker.io/hosts.toml", Golden("existing-docker-io.toml"));
+        var original = Tree(ConfigPath);
+        Assert.Equal(0, Run("--config-path", ConfigPath, "--mirror-target", "http://127.0.0.1:30020", "--registry", "ghcr.io").Code);
+        WriteFile("added-later/hosts.toml", "server = \"https://added.example.com\"\n");
+        WriteFile("added-later.txt", "x");
+        WriteFile("ghcr.io/ca.crt", "CERT added after the install");
+
+        var (code, output, _) = Run("cleanup", "--config-path", ConfigPath);
+
+        Assert.Equal(0, code);
+        Assert.Equal($"restored {ConfigPath} from its backup", output.Trim());
+        Assert.Equal(original, Tree(ConfigPath));
+    }
+
+    [Fact]
+    public void Cleanup_OperationsDoc_SaysExactlyWhatItRemovesInTheUninstallSection()
+    {
+        var text = File.ReadAllText(Path.Combine(RepoRoot(), "docs", "operations.md"));
+        var start = text.IndexOf("\n## 5. Uninstall", StringComparison.Ordinal);
+        var end = text.IndexOf("\n## 6.", StringComparison.Ordinal);
+        Assert.True(start >= 0 && end > start, "docs/operations.md has no §5 Uninstall followed by §6");
+        // Line breaks of the Markdown source do not matter.
+        var section = string.Join(' ', text[start..end].Split((char[])[' ', '\n'], StringSplitOptions.RemoveEmptyEntries));
+
+        Assert.Contains("deletes every file and directory in the config path except `_backup`", section, StringComparison.Ordinal);
+        Assert.Contains("anything added there after the first install", section, StringComparison.Ordinal);
+        Assert.Contains("moves the backup's contents back and deletes `_backup`", section, StringComparison.Ordinal);
+        Assert.Contains("nothing to restore", section, StringComparison.Ordinal);
+        Assert.Contains("a relative path is an error (exit 2)", section, StringComparison.Ordinal);
+    }
+
+    private static string RepoRoot()
+    {
+        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
+        {
+            if (File.Exists(Path.Combine(dir.FullName, "Spegel.Dapr.sln")))
+            {
+                return dir.FullName;
+            }
+        }
+
+        throw new InvalidOperationException($"No Spegel.Dapr.sln above {AppContext.BaseDirectory}.");
     }
 }

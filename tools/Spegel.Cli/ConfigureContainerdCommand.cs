@@ -13,8 +13,14 @@ public static class ConfigureContainerdCommand
           --mirror-target URL      this node's registry, tried first (repeatable)
           --registry HOST          a registry to mirror (repeatable); none: all registries, through _default
           --resolve-tags BOOL      let the mirror resolve tags (capability "resolve"; default true)
-          --prepend-existing       keep the hosts already configured, after ours (default: replace them)
+          --prepend-existing       keep the hosts already configured for a mirrored registry, after ours, with
+                                   their certificate files. Default: replace them; and with no --registry
+                                   (_default), remove every other registry directory, which containerd would
+                                   use instead of _default (each removal is printed; cleanup restores them)
           --dial-timeout DURATION  how long containerd waits to connect to the mirror (default 200ms)
+
+        The first run backs DIR up to DIR/_backup. cleanup deletes everything in DIR except _backup, moves the
+        backup's contents back and deletes _backup; without a backup it changes nothing.
         """;
 
     public static int Run(string[] args, TextWriter output, TextWriter error)
@@ -78,6 +84,11 @@ public static class ConfigureContainerdCommand
 
         if (cleanup)
         {
+            if (ContainerdHostsConfig.ValidateConfigPath(configPath) is { } pathProblem)
+            {
+                problems.Add(pathProblem);
+            }
+
             return Report(problems, error) ?? Cleanup(configPath, output, error);
         }
 
@@ -90,9 +101,15 @@ public static class ConfigureContainerdCommand
 
         try
         {
-            foreach (var file in ContainerdHostsConfig.Apply(request))
+            var result = ContainerdHostsConfig.Apply(request);
+            foreach (var file in result.Written)
             {
                 output.WriteLine($"wrote {file}");
+            }
+
+            foreach (var directory in result.Removed)
+            {
+                output.WriteLine($"removed {directory}: it would be used instead of _default (saved in _backup; cleanup restores it)");
             }
 
             return 0;

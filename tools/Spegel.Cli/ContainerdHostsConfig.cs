@@ -12,12 +12,16 @@ public sealed record HostsConfigRequest(
     bool PrependExisting,
     TimeSpan DialTimeout);
 
+/// <summary>What <see cref="ContainerdHostsConfig.Apply"/> did: the files written and the registry directories removed.</summary>
+public sealed record HostsConfigResult(IReadOnlyList<string> Written, IReadOnlyList<string> Removed);
+
 /// <summary>
 /// Writes containerd's registry host configuration (<c>&lt;config_path&gt;/&lt;registry&gt;/hosts.toml</c>) so the node's
 /// mirror is tried first and the upstream last: the mirror targets with <c>pull</c> (and <c>resolve</c> when tags are
 /// resolved) and a short <c>dial_timeout</c>, then the registry's own <c>server</c>. Existing configuration is backed
 /// up once to <c>_backup</c>, kept after our mirrors with <c>PrependExisting</c>, and restored by <see cref="Cleanup"/>.
-/// Every file is written to a temporary name and renamed, so a failure leaves nothing half-written.
+/// Every file is first written to a temporary name; only when all of them were written are they renamed into place,
+/// so a failure leaves the previous tree as it was and no temporary file behind.
 /// </summary>
 public static class ContainerdHostsConfig
 {
@@ -25,14 +29,23 @@ public static class ContainerdHostsConfig
     public const string BackupDirectory = "_backup";
     public const string FileName = "hosts.toml";
 
+    /// <summary>The first line of every file we write: how a directory we wrote is told from one an operator wrote.</summary>
+    public const string Header = "# Written by spegel configure-containerd: this node's mirror first, then the upstream.";
+
+    /// <summary>The config path must be absolute: the init container and cleanup run in other working directories.</summary>
+    public static string? ValidateConfigPath(string configPath) =>
+        string.IsNullOrWhiteSpace(configPath) || !Path.IsPathRooted(configPath)
+            ? $"--config-path must be an absolute directory, not '{configPath}'."
+            : null;
+
     /// <summary>Checks the request; every problem is returned, none thrown.</summary>
     public static IReadOnlyList<string> Validate(HostsConfigRequest request)
     {
         ArgumentNullException.ThrowIfNull(request);
         var errors = new List<string>();
-        if (string.IsNullOrWhiteSpace(request.ConfigPath) || !Path.IsPathRooted(request.ConfigPath))
+        if (ValidateConfigPath(request.ConfigPath) is { } pathError)
         {
-            errors.Add($"--config-path must be an absolute directory, not '{request.ConfigPath}'.");
+            errors.Add(pathError);
         }
 
         if (request.MirrorTargets.Count == 0)
@@ -72,8 +85,14 @@ public static class ContainerdHostsConfig
     public static string UpstreamServer(string registry) =>
         registry == "docker.io" ? "https://registry-1.docker.io" : $"https://{registry}";
 
-    /// <summary>Writes one hosts.toml per registry (or <c>_default</c>); returns the files written.</summary>
-    public static IReadOnlyList<string> Apply(HostsConfigRequest request)
+    /// <summary>
+    /// Writes one hosts.toml per registry (or <c>_default</c>). Without <c>PrependExisting</c> (replace mode) and with
+    /// <c>_default</c>, every other registry directory is removed afterwards: containerd uses the first directory that
+    /// exists for a host (<c>&lt;host&gt;</c>, then <c>_default</c>), so an operator's <c>docker.io/</c> would silently
+    /// keep docker.io away from the mirror. Removed directories are in <c>_backup</c>, so <see cref="Cleanup"/> brings
+    /// them back. With named registries no other directory shadows ours, and the others' configuration is left alone.
+    /// </summary>
+    public static HostsConfigResult Apply(HostsConfigRequest request)
     {
         var errors = Validate(request);
         if (errors.Count > 0)
@@ -84,35 +103,58 @@ public static class ContainerdHostsConfig
         Directory.CreateDirectory(request.ConfigPath);
         EnsureWritable(request.ConfigPath);
         var backup = Path.Combine(request.ConfigPath, BackupDirectory);
-        if (!Directory.Exists(backup))
+        var backedUpNow = !Directory.Exists(backup);
+        if (backedUpNow)
         {
             BackUp(request.ConfigPath, backup);
         }
 
-        var written = new List<string>();
-        var registries = request.Registries.Count == 0 ? [DefaultRegistry] : request.Registries;
+        var registries = request.Registries.Count == 0 ? [DefaultRegistry] : request.Registries.Distinct(StringComparer.Ordinal).ToList();
+        var files = new List<StagedFile>();
         foreach (var registry in registries)
         {
             var existing = request.PrependExisting ? ReadExisting(backup, registry) : null;
             var content = Render(registry, request.MirrorTargets, request.ResolveTags, request.DialTimeout, existing);
             var directory = Path.Combine(request.ConfigPath, registry);
-            Directory.CreateDirectory(directory);
+            files.Add(new StagedFile(Path.Combine(directory, FileName), Encoding.UTF8.GetBytes(content)));
             if (request.PrependExisting)
             {
-                CopyCompanionFiles(Path.Combine(backup, registry), directory);
+                files.AddRange(CompanionFiles(Path.Combine(backup, registry), directory));
             }
-
-            var path = Path.Combine(directory, FileName);
-            WriteAtomically(path, content);
-            written.Add(path);
         }
 
-        return written;
+        var transaction = new FileTransaction(files);
+        try
+        {
+            transaction.Stage();
+            transaction.Commit();
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            transaction.Abandon();
+            if (backedUpNow)
+            {
+                // The tree is what it was before this run, so the backup taken by this run is not needed.
+                Directory.Delete(backup, recursive: true);
+            }
+
+            throw new IOException($"{ex.Message} Nothing was changed in {request.ConfigPath}.", ex);
+        }
+
+        var removed = !request.PrependExisting && request.Registries.Count == 0
+            ? RemoveShadowingDirectories(request.ConfigPath, backup)
+            : [];
+        return new HostsConfigResult(files.Where(f => Path.GetFileName(f.Path) == FileName).Select(f => f.Path).ToList(), removed);
     }
 
     /// <summary>Restores the configuration saved before the first <see cref="Apply"/>; false when there is no backup.</summary>
     public static bool Cleanup(string configPath)
     {
+        if (ValidateConfigPath(configPath) is { } error)
+        {
+            throw new ArgumentException(error, nameof(configPath));
+        }
+
         var backup = Path.Combine(configPath, BackupDirectory);
         if (!Directory.Exists(backup))
         {
@@ -159,7 +201,7 @@ public static class ContainerdHostsConfig
         ArgumentNullException.ThrowIfNull(mirrors);
         var (existingServer, existingHosts) = SplitExisting(existing);
         var text = new StringBuilder();
-        text.Append("# Written by spegel configure-containerd: this node's mirror first, then the upstream.\n");
+        text.Append(Header).Append('\n');
         if (registry != DefaultRegistry)
         {
             text.Append(CultureInfo.InvariantCulture, $"server = \"{existingServer ?? UpstreamServer(registry)}\"\n");
@@ -260,20 +302,53 @@ public static class ContainerdHostsConfig
         Directory.Move(staging, backup);
     }
 
-    private static void CopyCompanionFiles(string from, string to)
+    private static List<StagedFile> CompanionFiles(string from, string to) =>
+        Directory.Exists(from)
+            ? Directory.EnumerateFiles(from)
+                .Where(file => Path.GetFileName(file) != FileName)
+                .Select(file => new StagedFile(Path.Combine(to, Path.GetFileName(file)), File.ReadAllBytes(file)))
+                .ToList()
+            : [];
+
+    /// <summary>
+    /// Removes every registry directory except <c>_default</c> and the backup, returning them in order. One that is
+    /// not in the backup (added after the first run) is copied there first, unless we wrote it (an earlier run with
+    /// <c>--registry</c>): cleanup must restore the operator's configuration, never ours.
+    /// </summary>
+    private static List<string> RemoveShadowingDirectories(string configPath, string backup)
     {
-        if (!Directory.Exists(from))
+        var removed = new List<string>();
+        foreach (var directory in Directory.EnumerateDirectories(configPath).Order(StringComparer.Ordinal).ToList())
         {
-            return;
+            var name = Path.GetFileName(directory);
+            if (name is DefaultRegistry or BackupDirectory)
+            {
+                continue;
+            }
+
+            var saved = Path.Combine(backup, name);
+            if (!Directory.Exists(saved) && !WrittenByUs(directory))
+            {
+                CopyEntry(directory, saved);
+            }
+
+            Directory.Delete(directory, recursive: true);
+            removed.Add(directory);
         }
 
-        foreach (var file in Directory.EnumerateFiles(from))
+        return removed;
+    }
+
+    private static bool WrittenByUs(string directory)
+    {
+        var hosts = Path.Combine(directory, FileName);
+        if (!File.Exists(hosts))
         {
-            if (Path.GetFileName(file) != FileName)
-            {
-                File.Copy(file, Path.Combine(to, Path.GetFileName(file)), overwrite: true);
-            }
+            return false;
         }
+
+        using var reader = new StreamReader(hosts);
+        return reader.ReadLine() == Header;
     }
 
     private static void CopyEntry(string source, string target)
@@ -289,23 +364,6 @@ public static class ContainerdHostsConfig
         else
         {
             File.Copy(source, target, overwrite: true);
-        }
-    }
-
-    private static void WriteAtomically(string path, string content)
-    {
-        var temporary = path + ".tmp-" + Environment.ProcessId.ToString(CultureInfo.InvariantCulture);
-        try
-        {
-            File.WriteAllText(temporary, content, new UTF8Encoding(encoderShouldEmitUTF8Identifier: false));
-            File.Move(temporary, path, overwrite: true);
-        }
-        finally
-        {
-            if (File.Exists(temporary))
-            {
-                File.Delete(temporary);
-            }
         }
     }
 
@@ -343,5 +401,108 @@ public static class ContainerdHostsConfig
         }
 
         return Uri.CheckHostName(host) != UriHostNameType.Unknown;
+    }
+}
+
+/// <summary>One file to write: its final path and its bytes.</summary>
+internal sealed record StagedFile(string Path, byte[] Content);
+
+/// <summary>
+/// Writes a set of files all or nothing: <see cref="Stage"/> writes each to a temporary name next to its target,
+/// <see cref="Commit"/> renames them into place only once all were written (and puts back what it had replaced if a
+/// rename fails), <see cref="Abandon"/> removes the temporary files and the directories staging created.
+/// </summary>
+internal sealed class FileTransaction(IReadOnlyList<StagedFile> files)
+{
+    private readonly string suffix = ".tmp-" + Environment.ProcessId.ToString(CultureInfo.InvariantCulture);
+    private readonly List<string> createdDirectories = [];
+    private readonly List<string> temporaries = [];
+    private readonly List<(string Path, byte[]? Previous)> committed = [];
+
+    public void Stage()
+    {
+        foreach (var file in files)
+        {
+            if (Directory.Exists(file.Path))
+            {
+                throw new IOException($"cannot write {file.Path}: a directory is in the way.");
+            }
+
+            CreateDirectory(System.IO.Path.GetDirectoryName(file.Path)!);
+            var temporary = file.Path + suffix;
+            temporaries.Add(temporary);
+            try
+            {
+                File.WriteAllBytes(temporary, file.Content);
+            }
+            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+            {
+                throw new IOException($"cannot write {file.Path}: {ex.Message}", ex);
+            }
+        }
+    }
+
+    public void Commit()
+    {
+        foreach (var file in files)
+        {
+            var previous = File.Exists(file.Path) ? File.ReadAllBytes(file.Path) : null;
+            try
+            {
+                File.Move(file.Path + suffix, file.Path, overwrite: true);
+            }
+            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+            {
+                RollBack();
+                throw new IOException($"cannot write {file.Path}: {ex.Message}", ex);
+            }
+
+            committed.Add((file.Path, previous));
+        }
+    }
+
+    public void Abandon()
+    {
+        foreach (var temporary in temporaries.Where(File.Exists))
+        {
+            File.Delete(temporary);
+        }
+
+        foreach (var directory in Enumerable.Reverse(createdDirectories))
+        {
+            if (Directory.Exists(directory) && !Directory.EnumerateFileSystemEntries(directory).Any())
+            {
+                Directory.Delete(directory);
+            }
+        }
+    }
+
+    private void RollBack()
+    {
+        foreach (var (path, previous) in Enumerable.Reverse(committed))
+        {
+            if (previous is null)
+            {
+                File.Delete(path);
+            }
+            else
+            {
+                File.WriteAllBytes(path, previous);
+            }
+        }
+
+        committed.Clear();
+    }
+
+    private void CreateDirectory(string directory)
+    {
+        if (Directory.Exists(directory))
+        {
+            return;
+        }
+
+        CreateDirectory(System.IO.Path.GetDirectoryName(directory)!);
+        Directory.CreateDirectory(directory);
+        createdDirectories.Add(directory);
     }
 }
