@@ -200,6 +200,27 @@ public class WorkloadTests
         Assert.Equal(PodEnvironment.SampleNode["spec.nodeName"], indexerEnv["Spegel__Node__Name"]);
     }
 
+    [Fact]
+    public void Env_Registry_SpoolsOnItsOwnEmptyDirWithABudgetBelowItsSizeLimit()
+    {
+        var registry = Base.DaemonSet("registry");
+        var env = PodEnvironment.Resolve(registry.App);
+        var spool = env["Spegel__MirrorSpoolPath"];
+        var budgetMiB = long.Parse(env["Spegel__MirrorSpoolLimitBytes"], CultureInfo.InvariantCulture) / (1024.0 * 1024);
+        var mount = Assert.Single(registry.App.Arr("volumeMounts").Cast<JsonObject>(), m => m.Str("mountPath") == spool);
+        var volume = registry.Volume(mount.Str("name")!);
+
+        // The spool must not fall back to /tmp (64 MiB emptyDir, a read-only root elsewhere): past an emptyDir's
+        // sizeLimit the kubelet evicts the pod, so the registry's own budget must stay below it.
+        Assert.NotEqual("/tmp", spool);
+        Assert.StartsWith("/", spool, StringComparison.Ordinal);
+        Assert.NotEqual("true", mount.Str("readOnly"));
+        Assert.NotNull(volume["emptyDir"]);
+        Assert.Null(volume.Str("emptyDir", "medium"));
+        var sizeLimit = MiB(volume.Str("emptyDir", "sizeLimit"));
+        Assert.True(budgetMiB >= 1024 && budgetMiB < sizeLimit, $"spool budget {budgetMiB} MiB, emptyDir sizeLimit {sizeLimit} MiB");
+    }
+
     [Theory]
     [InlineData("registry", true)]
     [InlineData("indexer", false)]
