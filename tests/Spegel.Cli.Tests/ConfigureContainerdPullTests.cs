@@ -102,4 +102,34 @@ public sealed class ConfigureContainerdPullTests(ITestOutputHelper log) : IAsync
         Assert.Single(server.Requests);
         log.WriteLine($"mirror served {served.Count} requests ({string.Join(", ", served)}); server 0 during the pull");
     }
+
+    /// <summary>
+    /// Every registry mirrored (_default) with --prepend-existing, and the operator's own directory for this registry,
+    /// which containerd uses instead of _default: the mirror prepended there serves the whole pull and the operator's
+    /// server sees nothing.
+    /// </summary>
+    [Fact]
+    public async Task Pull_DefaultPrepend_RegistryWithItsOwnDirectory_IsServedByTheMirror()
+    {
+        await using var mirror = await CountingProxy.StartAsync(upstream.Url);
+        await using var server = await CountingProxy.StartAsync(upstream.Url);
+        var hosts = Path.Combine(root, "default-prepend");
+        Directory.CreateDirectory(Path.Combine(hosts, upstream.Host));
+        File.WriteAllText(Path.Combine(hosts, upstream.Host, "hosts.toml"), $"server = \"{server.Url}\"\n");
+        using var output = new StringWriter();
+        using var error = new StringWriter();
+
+        var code = ConfigureContainerdCommand.Run(["--config-path", hosts, "--mirror-target", mirror.Url, "--prepend-existing"], output, error);
+        Assert.True(code == 0, error.ToString());
+        Assert.Contains($"extended {Path.Combine(hosts, upstream.Host, "hosts.toml")}", output.ToString(), StringComparison.Ordinal);
+
+        var result = await containerd.PullAsync(image.Reference, hostsDir: hosts);
+
+        Assert.True(result.Succeeded, result.StdErr);
+        Assert.Contains(image.Reference, await containerd.ListImagesAsync());
+        var served = mirror.Requests;
+        Assert.Contains(served, r => r.StartsWith($"GET /v2/{image.Repository}/manifests/", StringComparison.Ordinal));
+        Assert.True(server.Requests.Count == 0, $"the operator's server was asked: {string.Join(", ", server.Requests)}");
+        log.WriteLine($"mirror served {served.Count} requests; the operator's server 0");
+    }
 }

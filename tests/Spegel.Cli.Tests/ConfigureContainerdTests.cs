@@ -230,6 +230,167 @@ public sealed class ConfigureContainerdTests : IDisposable
         Assert.Equal(expected, Tree(ConfigPath));
     }
 
+    /// <summary>
+    /// --prepend-existing with every registry mirrored (_default): containerd would use docker.io/ instead of _default,
+    /// so our mirror goes first in docker.io's own hosts.toml, exactly as for --registry docker.io, with its hosts,
+    /// server and certificate after ours. A directory without hosts.toml and top-level files are left alone; a second
+    /// run changes nothing; cleanup restores the original tree byte for byte.
+    /// </summary>
+    [Fact]
+    public void Apply_DefaultPrepend_PrependsToEveryRegistryDirectoryIdempotentlyAndCleanupRestoresIt()
+    {
+        WriteFile("docker.io/hosts.toml", Golden("existing-docker-io.toml"));
+        WriteFile("docker.io/ca.crt", "CERT");
+        WriteFile("quay.io/ca.crt", "QUAY CERT, no hosts.toml: containerd's defaults for quay.io, with this CA");
+        WriteFile("notes.txt", "top-level files are no registry configuration");
+        var before = Tree(ConfigPath);
+        string[] args = ["--config-path", ConfigPath, "--mirror-target", "http://127.0.0.1:30020", "--prepend-existing"];
+
+        var (code, output, err) = Run(args);
+
+        Assert.True(code == 0, err);
+        Assert.Equal(Golden("default-one-target.toml"), File.ReadAllText(Path.Combine(ConfigPath, "_default", "hosts.toml")));
+        Assert.Equal(Golden("prepended-docker-io.toml"), File.ReadAllText(Path.Combine(ConfigPath, "docker.io", "hosts.toml")));
+        Assert.Equal("CERT", File.ReadAllText(Path.Combine(ConfigPath, "docker.io", "ca.crt")));
+        var lines = output.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        Assert.Equal(
+            [
+                $"wrote {Path.Combine(ConfigPath, "_default", "hosts.toml")}",
+                $"extended {Path.Combine(ConfigPath, "docker.io", "hosts.toml")}: our mirror first, its hosts and server after (it would be used instead of _default; cleanup restores it)",
+            ],
+            lines);
+        var expected = new SortedDictionary<string, string>(before, StringComparer.Ordinal)
+        {
+            ["_default"] = "<dir>",
+            [Path.Combine("_default", "hosts.toml")] = Golden("default-one-target.toml"),
+            [Path.Combine("docker.io", "hosts.toml")] = Golden("prepended-docker-io.toml"),
+            ["_backup"] = "<dir>",
+        };
+        foreach (var (path, content) in before)
+        {
+            expected[Path.Combine("_backup", path)] = content;
+        }
+
+        var first = Tree(ConfigPath);
+        Assert.Equal(expected, first);
+
+        var (again, againOutput, againErr) = Run(args);
+
+        Assert.True(again == 0, againErr);
+        Assert.Equal(output, againOutput);
+        Assert.Equal(first, Tree(ConfigPath));
+        Assert.Single(Golden("prepended-docker-io.toml").Split('\n'), l => l.Contains("127.0.0.1:30020", StringComparison.Ordinal));
+
+        Assert.Equal(0, Run("cleanup", "--config-path", ConfigPath).Code);
+        Assert.Equal(before, Tree(ConfigPath));
+    }
+
+    /// <summary>
+    /// A registry directory the operator added after the first run is not in the backup: it is saved there in the same
+    /// step that prepends to it, so later runs stay idempotent and cleanup restores the operator's file, not ours.
+    /// A directory an earlier run of ours wrote (--registry quay.io) gets the current mirror and is not saved.
+    /// </summary>
+    [Fact]
+    public void Apply_DefaultPrepend_AfterEarlierRuns_SavesTheOperatorsNewDirectoryAndPrependsToIt()
+    {
+        WriteFile("notes.txt", "x");
+        var original = Tree(ConfigPath);
+        Assert.Equal(0, Run("--config-path", ConfigPath, "--registry", "quay.io", "--mirror-target", "http://127.0.0.1:30020").Code);
+        WriteFile("ghcr.io/hosts.toml", "server = \"https://ghcr.example.com\"\n\n[host.\"https://ghcr-cache.example.com\"]\n  capabilities = [\"pull\"]\n");
+        WriteFile("ghcr.io/client.pem", "PEM");
+        string[] args = ["--config-path", ConfigPath, "--mirror-target", "http://127.0.0.1:30021", "--resolve-tags", "false", "--prepend-existing"];
+
+        var (code, output, err) = Run(args);
+
+        Assert.True(code == 0, err);
+        Assert.Contains($"extended {Path.Combine(ConfigPath, "ghcr.io", "hosts.toml")}: ", output, StringComparison.Ordinal);
+        Assert.Contains($"extended {Path.Combine(ConfigPath, "quay.io", "hosts.toml")}: ", output, StringComparison.Ordinal);
+        Assert.Equal(
+            """
+            # Written by spegel configure-containerd: this node's mirror first, then the upstream.
+            server = "https://ghcr.example.com"
+
+            [host."http://127.0.0.1:30021"]
+              capabilities = ["pull"]
+              dial_timeout = "200ms"
+
+            [host."https://ghcr-cache.example.com"]
+              capabilities = ["pull"]
+
+            """.ReplaceLineEndings("\n"),
+            File.ReadAllText(Path.Combine(ConfigPath, "ghcr.io", "hosts.toml")));
+        Assert.Equal(
+            """
+            # Written by spegel configure-containerd: this node's mirror first, then the upstream.
+            server = "https://quay.io"
+
+            [host."http://127.0.0.1:30021"]
+              capabilities = ["pull"]
+              dial_timeout = "200ms"
+
+            """.ReplaceLineEndings("\n"),
+            File.ReadAllText(Path.Combine(ConfigPath, "quay.io", "hosts.toml")));
+        Assert.Equal("PEM", File.ReadAllText(Path.Combine(ConfigPath, "ghcr.io", "client.pem")));
+        Assert.Equal("PEM", File.ReadAllText(Path.Combine(ConfigPath, "_backup", "ghcr.io", "client.pem")));
+        Assert.False(Directory.Exists(Path.Combine(ConfigPath, "_backup", "quay.io")));
+        var first = Tree(ConfigPath);
+
+        Assert.Equal(0, Run(args).Code);
+        Assert.Equal(first, Tree(ConfigPath));
+
+        Assert.Equal(0, Run("cleanup", "--config-path", ConfigPath).Code);
+        var expected = new SortedDictionary<string, string>(original, StringComparer.Ordinal)
+        {
+            ["ghcr.io"] = "<dir>",
+            [Path.Combine("ghcr.io", "hosts.toml")] = "server = \"https://ghcr.example.com\"\n\n[host.\"https://ghcr-cache.example.com\"]\n  capabilities = [\"pull\"]\n",
+            [Path.Combine("ghcr.io", "client.pem")] = "PEM",
+        };
+        Assert.Equal(expected, Tree(ConfigPath));
+    }
+
+    /// <summary>The server's own top-level settings (its CA, skip_verify) stay above the first table, so they stay the server's.</summary>
+    [Fact]
+    public void Apply_Prepend_KeepsTheServersTopLevelSettings()
+    {
+        WriteFile("registry.example.com/hosts.toml", "server = 'https://registry.example.com'\nca = \"ca.crt\"\nskip_verify = false\n");
+
+        var (code, _, err) = Run("--config-path", ConfigPath, "--mirror-target", "http://127.0.0.1:30020", "--prepend-existing");
+
+        Assert.True(code == 0, err);
+        Assert.Equal(
+            """
+            # Written by spegel configure-containerd: this node's mirror first, then the upstream.
+            server = "https://registry.example.com"
+            ca = "ca.crt"
+            skip_verify = false
+
+            [host."http://127.0.0.1:30020"]
+              capabilities = ["pull", "resolve"]
+              dial_timeout = "200ms"
+
+            """.ReplaceLineEndings("\n"),
+            File.ReadAllText(Path.Combine(ConfigPath, "registry.example.com", "hosts.toml")));
+    }
+
+    /// <summary>Prepend with _default is all or nothing too: one extended directory that cannot be saved, and nothing changes.</summary>
+    [Fact]
+    public void Apply_DefaultPrepend_OneDirectoryCannotBeSaved_FailsAndLeavesTheTreeAsItWas()
+    {
+        WriteFile("docker.io/hosts.toml", Golden("existing-docker-io.toml"));
+        Assert.Equal(0, Run("--config-path", ConfigPath, "--mirror-target", "http://127.0.0.1:30020", "--registry", "quay.io").Code);
+        WriteFile("ghcr.io/hosts.toml", "server = \"https://ghcr.example.com\"\n");
+        // Where ghcr.io's copy in the backup would go, a file is in the way.
+        WriteFile(Path.Combine("_backup", "ghcr.io"), "in the way");
+        var before = Tree(ConfigPath);
+
+        var (code, _, err) = Run("--config-path", ConfigPath, "--mirror-target", "http://127.0.0.1:30020", "--prepend-existing");
+
+        Assert.Equal(1, code);
+        Assert.Contains("Nothing was changed", err, StringComparison.Ordinal);
+        Assert.Empty(Directory.EnumerateFileSystemEntries(root, "*.tmp*", SearchOption.AllDirectories));
+        Assert.Equal(before, Tree(ConfigPath));
+    }
+
     /// <summary>With named registries nothing shadows ours, and registries not mirrored keep their configuration.</summary>
     [Fact]
     public void Apply_NamedRegistriesReplace_LeavesOtherRegistriesAlone()

@@ -14,9 +14,11 @@ public static class ConfigureContainerdCommand
           --registry HOST          a registry to mirror (repeatable); none: all registries, through _default
           --resolve-tags BOOL      let the mirror resolve tags (capability "resolve"; default true)
           --prepend-existing       keep the hosts already configured for a mirrored registry, after ours, with
-                                   their certificate files. Default: replace them; and with no --registry
-                                   (_default), remove every other registry directory, which containerd would
-                                   use instead of _default (each removal is printed; cleanup restores them)
+                                   their server and certificate files; with no --registry (_default), also
+                                   prepend our mirror to every other registry directory's hosts.toml, which
+                                   containerd would use instead of _default (each is printed). Default: replace
+                                   them; and with no --registry, remove every other registry directory (each
+                                   removal is printed). cleanup restores both
           --dial-timeout DURATION  how long containerd waits to connect to the mirror (default 200ms)
 
         The first run backs DIR up to DIR/_backup. cleanup deletes everything in DIR except _backup, moves the
@@ -105,6 +107,11 @@ public static class ConfigureContainerdCommand
             foreach (var file in result.Written)
             {
                 output.WriteLine($"wrote {file}");
+            }
+
+            foreach (var file in result.Extended)
+            {
+                output.WriteLine($"extended {file}: our mirror first, its hosts and server after (it would be used instead of _default; cleanup restores it)");
             }
 
             foreach (var directory in result.Removed)

@@ -12,8 +12,12 @@ public sealed record HostsConfigRequest(
     bool PrependExisting,
     TimeSpan DialTimeout);
 
-/// <summary>What <see cref="ContainerdHostsConfig.Apply"/> did: the files written and the registry directories removed.</summary>
-public sealed record HostsConfigResult(IReadOnlyList<string> Written, IReadOnlyList<string> Removed);
+/// <summary>
+/// What <see cref="ContainerdHostsConfig.Apply"/> did: the hosts.toml files written for the requested registries, the
+/// registry directories removed (replace mode with <c>_default</c>) and the other registries' hosts.toml files our
+/// mirror was prepended to (prepend mode with <c>_default</c>).
+/// </summary>
+public sealed record HostsConfigResult(IReadOnlyList<string> Written, IReadOnlyList<string> Removed, IReadOnlyList<string> Extended);
 
 /// <summary>
 /// Writes containerd's registry host configuration (<c>&lt;config_path&gt;/&lt;registry&gt;/hosts.toml</c>) so the node's
@@ -86,11 +90,13 @@ public static class ContainerdHostsConfig
         registry == "docker.io" ? "https://registry-1.docker.io" : $"https://{registry}";
 
     /// <summary>
-    /// Writes one hosts.toml per registry (or <c>_default</c>). Without <c>PrependExisting</c> (replace mode) and with
-    /// <c>_default</c>, every other registry directory is removed afterwards: containerd uses the first directory that
-    /// exists for a host (<c>&lt;host&gt;</c>, then <c>_default</c>), so an operator's <c>docker.io/</c> would silently
-    /// keep docker.io away from the mirror. Removed directories are in <c>_backup</c>, so <see cref="Cleanup"/> brings
-    /// them back. With named registries no other directory shadows ours, and the others' configuration is left alone.
+    /// Writes one hosts.toml per registry (or <c>_default</c>). containerd uses the first directory that exists for a
+    /// host (<c>&lt;host&gt;</c>, then <c>_default</c>), so with <c>_default</c> an operator's <c>docker.io/</c> would
+    /// silently keep docker.io away from the mirror. Without <c>PrependExisting</c> (replace mode) every other registry
+    /// directory is therefore removed afterwards; with it, our mirror is prepended to every other registry directory's
+    /// hosts.toml as for a named registry (its hosts, server and certificate files kept after ours). Either way the
+    /// operator's files are in <c>_backup</c>, so <see cref="Cleanup"/> brings them back. With named registries no
+    /// other directory shadows ours, and the others' configuration is left alone.
     /// </summary>
     public static HostsConfigResult Apply(HostsConfigRequest request)
     {
@@ -110,17 +116,30 @@ public static class ContainerdHostsConfig
         }
 
         var registries = request.Registries.Count == 0 ? [DefaultRegistry] : request.Registries.Distinct(StringComparer.Ordinal).ToList();
+        var shadowing = request.PrependExisting && request.Registries.Count == 0 ? ShadowingRegistries(request.ConfigPath) : [];
         var files = new List<StagedFile>();
-        foreach (var registry in registries)
+        foreach (var registry in registries.Concat(shadowing))
         {
-            var existing = request.PrependExisting ? ReadExisting(backup, registry) : null;
-            var content = Render(registry, request.MirrorTargets, request.ResolveTags, request.DialTimeout, existing);
             var directory = Path.Combine(request.ConfigPath, registry);
-            files.Add(new StagedFile(Path.Combine(directory, FileName), Encoding.UTF8.GetBytes(content)));
+            string? existing = null;
             if (request.PrependExisting)
             {
-                files.AddRange(CompanionFiles(Path.Combine(backup, registry), directory));
+                existing = ReadExisting(backup, registry);
+                if (existing is null && OperatorsHostsFile(directory) is { } current)
+                {
+                    // Added after the backup was taken: cleanup must bring the operator's version back, so it is
+                    // saved into the backup in the same all-or-nothing step that prepends to it.
+                    existing = File.ReadAllText(current);
+                    files.AddRange(FilesBelow(directory, Path.Combine(backup, registry)));
+                }
+                else
+                {
+                    files.AddRange(CompanionFiles(Path.Combine(backup, registry), directory));
+                }
             }
+
+            var content = Render(registry, request.MirrorTargets, request.ResolveTags, request.DialTimeout, existing);
+            files.Add(new StagedFile(Path.Combine(directory, FileName), Encoding.UTF8.GetBytes(content)));
         }
 
         var transaction = new FileTransaction(files);
@@ -144,7 +163,9 @@ public static class ContainerdHostsConfig
         var removed = !request.PrependExisting && request.Registries.Count == 0
             ? RemoveShadowingDirectories(request.ConfigPath, backup)
             : [];
-        return new HostsConfigResult(files.Where(f => Path.GetFileName(f.Path) == FileName).Select(f => f.Path).ToList(), removed);
+        var written = registries.Select(r => Path.Combine(request.ConfigPath, r, FileName)).ToList();
+        var extended = shadowing.Select(r => Path.Combine(request.ConfigPath, r, FileName)).ToList();
+        return new HostsConfigResult(written, removed, extended);
     }
 
     /// <summary>Restores the configuration saved before the first <see cref="Apply"/>; false when there is no backup.</summary>
@@ -199,7 +220,7 @@ public static class ContainerdHostsConfig
     public static string Render(string registry, IReadOnlyList<Uri> mirrors, bool resolveTags, TimeSpan dialTimeout, string? existing)
     {
         ArgumentNullException.ThrowIfNull(mirrors);
-        var (existingServer, existingHosts) = SplitExisting(existing);
+        var (existingServer, existingTopLevel, existingHosts) = SplitExisting(existing);
         var text = new StringBuilder();
         text.Append(Header).Append('\n');
         if (registry != DefaultRegistry)
@@ -210,6 +231,9 @@ public static class ContainerdHostsConfig
         {
             text.Append(CultureInfo.InvariantCulture, $"server = \"{existingServer}\"\n");
         }
+
+        // The server's own settings (ca, skip_verify, capabilities, …) must stay above the first table to stay its own.
+        text.Append(existingTopLevel);
 
         var capabilities = resolveTags ? "[\"pull\", \"resolve\"]" : "[\"pull\"]";
         foreach (var mirror in mirrors)
@@ -241,15 +265,19 @@ public static class ContainerdHostsConfig
         return duration.TotalMinutes >= 1 && duration.Seconds == 0 ? $"{(long)duration.TotalMinutes}m" : $"{(long)duration.TotalSeconds}s";
     }
 
-    /// <summary>An existing file's top-level <c>server</c> and its tables (host sections) as text, kept verbatim.</summary>
-    private static (string? Server, string Hosts) SplitExisting(string? existing)
+    /// <summary>
+    /// An existing file's top-level <c>server</c>, its other top-level lines (the server's settings, comments) and its
+    /// tables (host sections), the last two as text kept verbatim.
+    /// </summary>
+    private static (string? Server, string TopLevel, string Hosts) SplitExisting(string? existing)
     {
         if (string.IsNullOrWhiteSpace(existing))
         {
-            return (null, string.Empty);
+            return (null, string.Empty, string.Empty);
         }
 
         string? server = null;
+        var topLevel = new StringBuilder();
         var hosts = new StringBuilder();
         var inTables = false;
         foreach (var raw in existing.Replace("\r\n", "\n", StringComparison.Ordinal).Split('\n'))
@@ -266,11 +294,15 @@ public static class ContainerdHostsConfig
             }
             else if (line.StartsWith("server", StringComparison.Ordinal) && line.Contains('=', StringComparison.Ordinal))
             {
-                server = line[(line.IndexOf('=', StringComparison.Ordinal) + 1)..].Trim().Trim('"');
+                server = line[(line.IndexOf('=', StringComparison.Ordinal) + 1)..].Trim().Trim('"', '\'');
+            }
+            else if (line.Length > 0)
+            {
+                topLevel.Append(raw).Append('\n');
             }
         }
 
-        return (server, hosts.ToString());
+        return (server, topLevel.ToString(), hosts.ToString());
     }
 
     private static string? ReadExisting(string backup, string registry)
@@ -278,6 +310,32 @@ public static class ContainerdHostsConfig
         var path = Path.Combine(backup, registry, FileName);
         return File.Exists(path) ? File.ReadAllText(path) : null;
     }
+
+    /// <summary>
+    /// The registry directories that would be used instead of <c>_default</c>, in order: every directory but
+    /// <c>_default</c> and the backup that has a hosts.toml file. One without it leaves containerd's defaults for that
+    /// host in place, and is left alone.
+    /// </summary>
+    private static List<string> ShadowingRegistries(string configPath) =>
+        Directory.EnumerateDirectories(configPath)
+            .Select(Path.GetFileName)
+            .OfType<string>()
+            .Where(name => name is not (DefaultRegistry or BackupDirectory) && File.Exists(Path.Combine(configPath, name, FileName)))
+            .Order(StringComparer.Ordinal)
+            .ToList();
+
+    /// <summary>The directory's hosts.toml when an operator wrote it (not one of ours); null otherwise.</summary>
+    private static string? OperatorsHostsFile(string directory)
+    {
+        var path = Path.Combine(directory, FileName);
+        return File.Exists(path) && !WrittenByUs(directory) ? path : null;
+    }
+
+    /// <summary>Every file below <paramref name="from"/>, staged to the same relative path below <paramref name="to"/>.</summary>
+    private static List<StagedFile> FilesBelow(string from, string to) =>
+        Directory.EnumerateFiles(from, "*", SearchOption.AllDirectories)
+            .Select(file => new StagedFile(Path.Combine(to, Path.GetRelativePath(from, file)), File.ReadAllBytes(file)))
+            .ToList();
 
     private static void BackUp(string configPath, string backup)
     {
