@@ -54,6 +54,14 @@ public sealed class ContentionTests(ITestOutputHelper output)
                 $"{clockTime.Elapsed.TotalMilliseconds:0} ms, {redeliveries} redeliveries, {stores.Sum(s => s.Reads)} reads, " +
                 $"{stores.Sum(s => s.Writes)} writes of which {stores.Sum(s => s.LostRaces)} lost a compare-and-swap race");
 
+            // The test is about contention: with several replicas writing the same keys, some compare-and-swap
+            // writes must have lost (else nothing here was concurrent and "no lost update" proved nothing).
+            var lostRaces = stores.Sum(s => s.LostRaces);
+            if (replicas > 1)
+            {
+                Assert.True(lostRaces > 0, $"{replicas} replicas wrote the same {digestCount} digests without one lost compare-and-swap race");
+            }
+
             var expected = nodes.Order(StringComparer.Ordinal).ToList();
             foreach (var digest in digests)
             {

@@ -32,7 +32,8 @@ public sealed class ResolverTestHost : IAsyncDisposable
 
     public IServiceProvider Services => _app.Services;
 
-    public static WebApplication Build(IDictionary<string, string?> settings, TimeProvider? time = null)
+    /// <param name="configureServices">Runs after the resolver's own registrations, e.g. to decorate its store.</param>
+    public static WebApplication Build(IDictionary<string, string?> settings, TimeProvider? time = null, Action<IServiceCollection>? configureServices = null)
     {
         var builder = WebApplication.CreateBuilder(new WebApplicationOptions { EnvironmentName = "Testing" });
         builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?> { ["Urls"] = "http://127.0.0.1:0", ["Spegel:Node:Name"] = "resolver-test" });
@@ -43,6 +44,8 @@ public sealed class ResolverTestHost : IAsyncDisposable
         {
             builder.Services.Replace(ServiceDescriptor.Singleton(time));
         }
+
+        configureServices?.Invoke(builder.Services);
 
         // Serilog writes JSON to the console; the tests read the same log events from a capturing factory instead.
         var logs = new CapturedLogs();
@@ -56,9 +59,9 @@ public sealed class ResolverTestHost : IAsyncDisposable
         return app;
     }
 
-    public static async Task<ResolverTestHost> StartAsync(IDictionary<string, string?>? settings = null, TimeProvider? time = null)
+    public static async Task<ResolverTestHost> StartAsync(IDictionary<string, string?>? settings = null, TimeProvider? time = null, Action<IServiceCollection>? configureServices = null)
     {
-        var app = Build(settings ?? new Dictionary<string, string?>(), time);
+        var app = Build(settings ?? new Dictionary<string, string?>(), time, configureServices);
         await app.StartAsync();
         var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
         return new ResolverTestHost(app, app.Services.GetRequiredService<CapturedLogs>(), new Uri(address));
