@@ -20,6 +20,9 @@ public sealed class PeerPathBenchmark : Benchmark
 
     public override bool NeedsBlobImage => true;
 
+    /// <summary>Whole GETs per client: about a second of direct transfer per measurement, at least one.</summary>
+    private static int RequestsPerClient(int clients, BenchSettings s) => clients == 1 ? Math.Max(1, (int)Math.Round(s.LoadDuration.TotalSeconds)) : 1;
+
     public override async Task RunAsync(BenchContext context, BenchmarkReport report, CancellationToken ct)
     {
         ArgumentNullException.ThrowIfNull(context);
@@ -43,7 +46,9 @@ public sealed class PeerPathBenchmark : Benchmark
         }
 
         report.Method =
-            $"GET of the {layer.Size / ProcStat.MiB:0.##} MiB blob for {s.LoadDuration.TotalSeconds:0.#} s per measurement, 1 and 8 clients, {context.Client.Description}. " +
+            $"GET of the {layer.Size / ProcStat.MiB:0.##} MiB blob, whole, {RequestsPerClient(1, s)} times by 1 client and {RequestsPerClient(8, s)} time(s) each by 8 concurrent clients " +
+            "(an in-process .NET client, the same for every side; fixed work rather than wrk's fixed window, which cannot measure a server that sends " +
+            "nothing until it holds the whole blob: a 3 s window saw no byte of 8 concurrent spooled 256 MiB transfers). " +
             "**proxied**: node 2's registry (its containerd empty) misses locally, looks the digest up in the resolver (Standalone, in memory; node 1 advertised by " +
             "its real indexer after a `ctr` pull), fetches the blob from node 1's registry with `X-Spegel-Mirrored: true` into its spool, hashing it, and sends it " +
             "only once the digest matched (the default for a whole blob above 32 MiB). **proxied, streamed**: a second registry on node 2 with " +
@@ -59,7 +64,7 @@ public sealed class PeerPathBenchmark : Benchmark
                 foreach (var side in Rotate(sides, round))
                 {
                     var before = pgids.Select(p => ProcStat.GroupCpuSeconds(p.Pid)).ToArray();
-                    var load = await context.Client.RunAsync(side.Url, clients, s.LoadDuration, ct: ct);
+                    var load = await LoadClient.RunFixedAsync(side.Url, clients, RequestsPerClient(clients, s), ct);
                     var cpu = pgids.Select((p, i) => ProcStat.GroupCpuSeconds(p.Pid) - before[i]).ToArray();
                     if (load.Errors > 0)
                     {

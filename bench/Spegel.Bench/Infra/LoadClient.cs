@@ -160,6 +160,62 @@ public sealed partial class LoadClient
         return new LoadResult(bytes, elapsed, requests, errors, cpu, $"dotnet client: {requests} requests, {bytes} bytes, {errors} errors");
     }
 
+    /// <summary>
+    /// Fixed work instead of a fixed time: <paramref name="connections"/> clients each GET the URL whole
+    /// <paramref name="requestsPerConnection"/> times; the rate is every byte over the time until the last finished.
+    /// For a server that sends nothing until it has a whole large blob (the mirror's verified path), a fixed window
+    /// shorter than one transfer would count none of its bytes and a longer one would lose the transfer in flight at
+    /// its end, so a time-bounded client measures it unfairly against one that streams.
+    /// </summary>
+    public static async Task<LoadResult> RunFixedAsync(string url, int connections, int requestsPerConnection, CancellationToken ct = default)
+    {
+        using var handler = new SocketsHttpHandler { UseProxy = false, MaxConnectionsPerServer = connections, AutomaticDecompression = System.Net.DecompressionMethods.None };
+        using var http = new HttpClient(handler) { Timeout = TimeSpan.FromMinutes(5) };
+        long bytes = 0, requests = 0, errors = 0;
+        var cpuBefore = Process.GetCurrentProcess().TotalProcessorTime;
+        var clock = Stopwatch.StartNew();
+        var workers = Enumerable.Range(0, connections).Select(_ => Task.Run(async () =>
+        {
+            var buffer = ArrayPool<byte>.Shared.Rent(256 * 1024);
+            try
+            {
+                for (var i = 0; i < requestsPerConnection; i++)
+                {
+                    try
+                    {
+                        using var response = await http.GetAsync(url, HttpCompletionOption.ResponseHeadersRead, ct);
+                        if (!response.IsSuccessStatusCode)
+                        {
+                            Interlocked.Increment(ref errors);
+                            continue;
+                        }
+
+                        await using var body = await response.Content.ReadAsStreamAsync(ct);
+                        int read;
+                        while ((read = await body.ReadAsync(buffer, ct)) > 0)
+                        {
+                            Interlocked.Add(ref bytes, read);
+                        }
+
+                        Interlocked.Increment(ref requests);
+                    }
+                    catch (HttpRequestException)
+                    {
+                        Interlocked.Increment(ref errors);
+                    }
+                }
+            }
+            finally
+            {
+                ArrayPool<byte>.Shared.Return(buffer);
+            }
+        }, ct)).ToArray();
+        await Task.WhenAll(workers);
+        var elapsed = clock.Elapsed;
+        var cpu = (Process.GetCurrentProcess().TotalProcessorTime - cpuBefore).TotalSeconds;
+        return new LoadResult(bytes, elapsed, requests, errors, cpu, $"dotnet fixed-work client: {requests} requests, {bytes} bytes, {errors} errors in {elapsed.TotalSeconds:0.00} s");
+    }
+
     [GeneratedRegex(@"SPEGEL-BENCH bytes=(?<bytes>\d+) duration_us=(?<us>\d+) requests=(?<requests>\d+) errors=(?<errors>\d+)")]
     private static partial Regex BenchLine();
 
