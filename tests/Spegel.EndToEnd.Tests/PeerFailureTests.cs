@@ -13,14 +13,25 @@ public sealed class PeerFailureTests(ITestOutputHelper output)
 {
     private const long UnderWay = 24L * 1024 * 1024;
 
+    /// <summary>
+    /// <paramref name="streamed"/>: the puller's spool is off, so the layer streams to containerd as it arrives;
+    /// otherwise (the default) node 3's registry holds it in its spool until it is whole and verified, and the
+    /// resume happens there, before containerd has a byte of the layer.
+    /// </summary>
     [Theory]
-    [InlineData(ClusterTransport.Standalone)]
-    [InlineData(ClusterTransport.Dapr)]
-    public async Task Pull_ServingPeerKilledMidLargeLayer_ResumesOnOtherPeerAndSucceeds(ClusterTransport transport)
+    [InlineData(ClusterTransport.Standalone, false)]
+    [InlineData(ClusterTransport.Dapr, false)]
+    [InlineData(ClusterTransport.Standalone, true)]
+    public async Task Pull_ServingPeerKilledMidLargeLayer_ResumesOnOtherPeerAndSucceeds(ClusterTransport transport, bool streamed)
     {
         await using var upstream = await UpstreamRegistry.StartAsync();
         var building = new TestImages(upstream).LargeLayerAsync();
-        await using var cluster = await LocalCluster.StartAsync(upstream, new LocalClusterOptions { Nodes = 3, Transport = transport });
+        await using var cluster = await LocalCluster.StartAsync(upstream, new LocalClusterOptions
+        {
+            Nodes = 3,
+            Transport = transport,
+            RegistryArguments = streamed ? ["--Spegel:MirrorSpoolPath="] : [],
+        });
         var image = await building;
         var layer = image.NativeBlobs.MaxBy(b => b.Size)!;
         Assert.True(layer.Size >= 100L * 1024 * 1024);
@@ -40,8 +51,9 @@ public sealed class PeerFailureTests(ITestOutputHelper output)
         await upstream.StopAsync();
         var readBefore = holders.ToDictionary(h => h.Name, h => ProcIo.ReadBytes(h.Registry.Pid) ?? 0);
 
-        // Under way = node 3's containerd is writing the layer's ingest and one holder has read a good part of the
-        // layer file to send it; that holder (whichever the resolver put first, or the hedge picked) is killed.
+        // Under way = one holder has read a good part of the layer file to send it (the small blobs are far below
+        // that); that holder (whichever the resolver put first, or the hedge picked) is killed. Streamed, node 3's
+        // containerd is writing the layer's ingest by then; spooled, node 3's registry holds the bytes.
         var clock = Stopwatch.StartNew();
         var pulling = puller.PullAsync(image.Reference, TimeSpan.FromSeconds(120));
         ClusterNode? killed = null;
@@ -51,7 +63,7 @@ public sealed class PeerFailureTests(ITestOutputHelper output)
             var ingest = Content.IngestBytes(puller.Containerd);
             foreach (var holder in holders)
             {
-                if (ingest > 0 && ProcIo.ReadBytes(holder.Registry.Pid) - readBefore[holder.Name] >= UnderWay)
+                if ((ingest > 0 || !streamed) && ProcIo.ReadBytes(holder.Registry.Pid) - readBefore[holder.Name] >= UnderWay)
                 {
                     holder.Registry.Signal(9);
                     (killed, ingestAtKill) = (holder, ingest);
@@ -66,7 +78,7 @@ public sealed class PeerFailureTests(ITestOutputHelper output)
         Assert.True(killed is not null, $"the {layer.Size >> 20} MiB layer arrived in {clock.Elapsed.TotalMilliseconds:0} ms before a peer could be killed mid-transfer");
         await killed.Registry.KillAsync();
         Assert.True(result.Succeeded, $"{result}\n{cluster.Describe()}");
-        output.WriteLine($"killed {killed.Name}'s registry with {ingestAtKill >> 20} MiB of {layer.Size >> 20} MiB in node 3's ingest; pull took {result.Elapsed.TotalMilliseconds:0} ms");
+        output.WriteLine($"{(streamed ? "streamed" : "spooled")}: killed {killed.Name}'s registry with {ingestAtKill >> 20} MiB of {layer.Size >> 20} MiB in node 3's ingest; pull took {result.Elapsed.TotalMilliseconds:0} ms");
 
         await Content.AssertHoldsAsync(puller.Containerd, image.NativeBlobs, puller.Name);
         var resume = puller.Registry.Lines.FirstOrDefault(l => l.Contains("peer failed mid-transfer, resuming", StringComparison.Ordinal));
