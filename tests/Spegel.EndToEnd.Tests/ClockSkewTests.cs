@@ -116,7 +116,7 @@ public sealed class ClockSkewTests(ITestOutputHelper output)
     /// removed. Asserted: the restarted indexer's events are taken (the node stays listed for what it holds) and its
     /// start snapshot withdraws the removed image.
     /// </summary>
-    [Theory(Skip = "Known gap (docs/faults.md): a restarted indexer whose epoch is below its previous run's is ignored by the resolver for that whole run; the node is dropped.")]
+    [Theory]
     [InlineData(ClusterTransport.Standalone)]
     [InlineData(ClusterTransport.Dapr)]
     public async Task ClockSteppedBack_IndexerRestarted_NodeStaysListedAndRemovalWithdrawn(ClusterTransport transport)

@@ -108,11 +108,90 @@ public sealed class PeerMapTests : IDisposable
     [Fact]
     public async Task Advertise_OlderEpochAfterRestart_IsIgnored()
     {
-        await _resolver.ApplyAsync(Advertised("node-a", 1, [Index], epoch: Epoch + 1000));
+        // The resolver first sees the run stamped Epoch + 1000 at Epoch + 2000: a run stamped Epoch started before
+        // that, so its event is a late one of the run before, not a new run.
+        using var resolver = new ResolverHarness(clock: new ManualClock(DateTimeOffset.FromUnixTimeMilliseconds(Epoch + 2000)));
+        await resolver.ApplyAsync(Advertised("node-a", 1, [Index], epoch: Epoch + 1000));
 
-        await _resolver.ApplyAsync(Withdrawn("node-a", 99, [Index], epoch: Epoch));
+        var outcome = await resolver.ApplyAsync(Withdrawn("node-a", 99, [Index], epoch: Epoch));
 
-        Assert.Equal(["node-a"], await _resolver.PeersAsync(Index));
+        Assert.Equal(EventOutcome.Unchanged, outcome);
+        Assert.Equal(["node-a"], await resolver.PeersAsync(Index));
+    }
+
+    [Fact]
+    public async Task Runs_ClockSteppedBackBetweenStarts_NewRunIsMappedAboveAndItsSnapshotWithdraws()
+    {
+        // Run A stamps its start 30 s ahead of the real time; NTP corrects the clock and the indexer restarts 10 s
+        // later: run B's epoch is 20 s below A's. B's snapshot no longer states Layer (removed while it restarted).
+        var clock = new ManualClock(DateTimeOffset.FromUnixTimeMilliseconds(Epoch));
+        using var resolver = new ResolverHarness(clock: clock);
+        const long runA = Epoch + 30_000;
+        const long runB = Epoch + 10_000;
+        await resolver.ApplyAsync(Advertised("node-a", 1, [Index, Layer], [new TagBinding(Tag, Index)], epoch: runA));
+        clock.Advance(TimeSpan.FromSeconds(10));
+
+        Assert.Equal(EventOutcome.Applied, await resolver.ApplyAsync(Snapshot("node-a", 1, 1, 1, 1, [Index], [new TagBinding(Tag, Index)], epoch: runB)));
+        Assert.Equal(EventOutcome.Applied, await resolver.ApplyAsync(Heartbeat("node-a", 2, epoch: runB)));
+
+        Assert.Equal(["node-a"], await resolver.PeersAsync(Index));
+        Assert.Equal(["node-a"], await resolver.PeersAsync(Tag));
+        Assert.Empty(await resolver.PeersAsync(Layer));
+        var node = await resolver.Map.ReadNodeAsync("node-a");
+        Assert.Equal(new EventStamp(runA + 1, 2), node!.LastStamp);
+        Assert.Equal([(runA, runA), (runB, runA + 1)], node.Runs.Select(r => (r.Raw, r.Epoch)));
+
+        // A late event of run A (redelivered after B started) stays older than everything B said.
+        Assert.Equal(EventOutcome.Unchanged, await resolver.ApplyAsync(Advertised("node-a", 7, [Layer], epoch: runA)));
+        Assert.Empty(await resolver.PeersAsync(Layer));
+
+        // Run B goes on: its later events apply as usual.
+        await resolver.ApplyAsync(Withdrawn("node-a", 3, [Index], [Tag], epoch: runB));
+        Assert.Empty(await resolver.PeersAsync(Index));
+    }
+
+    [Fact]
+    public async Task Runs_ManyRestarts_OnlyTheRecentAreKept_AndAnOldRunsLateEventIsStillIgnored()
+    {
+        var clock = new ManualClock(DateTimeOffset.FromUnixTimeMilliseconds(Epoch));
+        using var resolver = new ResolverHarness(clock: clock);
+        for (var run = 0; run < PeerMap.RememberedRuns + 8; run++)
+        {
+            await resolver.ApplyAsync(Heartbeat("node-a", 1, epoch: Epoch + (run * 1000)));
+            clock.Advance(TimeSpan.FromSeconds(1));
+        }
+
+        await resolver.ApplyAsync(Advertised("node-a", 2, [Index], epoch: Epoch + ((PeerMap.RememberedRuns + 7) * 1000)));
+        var node = await resolver.Map.ReadNodeAsync("node-a");
+        Assert.Equal(PeerMap.RememberedRuns, node!.Runs.Count);
+
+        // The first run is no longer remembered; its late withdrawal started long before the newest run was seen.
+        Assert.Equal(EventOutcome.Unchanged, await resolver.ApplyAsync(Withdrawn("node-a", 50, [Index], epoch: Epoch)));
+        Assert.Equal(["node-a"], await resolver.PeersAsync(Index));
+    }
+
+    [Fact]
+    public async Task Runs_RecordWrittenBeforeRunsWereKept_LowerEpochCountsOnlyWhenItStartedAfterTheLastEvent()
+    {
+        var clock = new ManualClock(DateTimeOffset.FromUnixTimeMilliseconds(Epoch));
+        using var resolver = new ResolverHarness(clock: clock);
+        const long runA = Epoch + 30_000;
+        await resolver.ApplyAsync(Advertised("node-a", 1, [Index, Layer], epoch: runA));
+        Assert.Equal(UpdateOutcome.Committed, await resolver.Map.Nodes.UpdateAsync(ResolverKeys.Node("node-a"), r =>
+        {
+            r.Runs.Clear();
+            return true;
+        }));
+        clock.Advance(TimeSpan.FromSeconds(5));
+
+        // Stamped before the last event was seen (Epoch): a late event of an earlier run.
+        Assert.Equal(EventOutcome.Unchanged, await resolver.ApplyAsync(Withdrawn("node-a", 9, [Layer], epoch: Epoch - 1000)));
+        Assert.Equal(["node-a"], await resolver.PeersAsync(Layer));
+
+        // Stamped after it: a restart with a stepped-back clock.
+        Assert.Equal(EventOutcome.Applied, await resolver.ApplyAsync(Withdrawn("node-a", 1, [Layer], epoch: Epoch + 4000)));
+        Assert.Empty(await resolver.PeersAsync(Layer));
+        Assert.Equal(["node-a"], await resolver.PeersAsync(Index));
     }
 
     [Fact]

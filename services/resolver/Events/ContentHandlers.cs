@@ -14,7 +14,7 @@ public sealed class AdvertiseContentHandler(PeerMap map, ILogger<AdvertiseConten
             return touch.Outcome.ToEventOutcome();
         }
 
-        return (await map.AdvertiseAsync(command.Node, command.Digests, command.Tags)).ToEventOutcome();
+        return (await map.AdvertiseAsync(touch.Node, command.Digests, command.Tags)).ToEventOutcome();
     }
 }
 
@@ -28,7 +28,7 @@ public sealed class WithdrawContentHandler(PeerMap map, ILogger<WithdrawContentH
             return touch.Outcome.ToEventOutcome();
         }
 
-        return (await map.WithdrawAsync(command.Node, command.Digests, command.TagKeys)).ToEventOutcome();
+        return (await map.WithdrawAsync(touch.Node, command.Digests, command.TagKeys)).ToEventOutcome();
     }
 }
 
@@ -45,13 +45,13 @@ public sealed class ApplySnapshotPartHandler(PeerMap map, TimeProvider time, ILo
 
         // The part's content first, then its count: when the last part completes the snapshot, everything it states
         // is already in the map, so raising the node's floor never hides an entry the snapshot re-confirmed.
-        var content = await map.AdvertiseAsync(command.Node, command.Digests, command.Tags);
+        var content = await map.AdvertiseAsync(touch.Node, command.Digests, command.Tags);
         if (content == UpdateOutcome.Contended)
         {
             return EventOutcome.Contended;
         }
 
-        var part = await map.RecordSnapshotPartAsync(command.Node, command.SnapshotId, command.Part, command.PartCount);
+        var part = await map.RecordSnapshotPartAsync(touch.Node, command.SnapshotId, command.Part, command.PartCount);
         if (part.Completed)
         {
             var started = time.GetTimestamp();

@@ -16,7 +16,11 @@ public sealed record TagBindingKey(string TagKey, string Digest);
 /// What touching a node's record found. <paramref name="ReplacedAddress"/>: the address a newer event replaced
 /// (null when unchanged or new), and whether the node was alive with it (<paramref name="ReplacedWhileLive"/>).
 /// </summary>
-public sealed record TouchResult(UpdateOutcome Outcome, bool Superseded, string? ReplacedAddress = null, bool ReplacedWhileLive = false);
+/// <summary>
+/// What touching a node's record found. <see cref="Node"/> carries the stamp the map uses for the event (its epoch
+/// mapped to the run's place in the node's history): everything the event then writes must use it.
+/// </summary>
+public sealed record TouchResult(UpdateOutcome Outcome, bool Superseded, NodeFacts Node, string? ReplacedAddress = null, bool ReplacedWhileLive = false);
 
 /// <summary>What recording a snapshot part found.</summary>
 public sealed record SnapshotPartResult(UpdateOutcome Outcome, bool Completed, EventStamp Floor);
@@ -75,11 +79,23 @@ public sealed class PeerMap
         string? replaced = null;
         var wasLive = false;
         NodeLiveness? seen = null;
+        var stamp = node.Stamp;
+        var olderRun = false;
         var outcome = await Nodes.UpdateAsync(ResolverKeys.Node(node.Name), record =>
         {
             floor = record.Floor;
             replaced = null;
-            if (record.LastSeen != 0 && node.Stamp <= record.LastStamp)
+            olderRun = false;
+            if (MapRun(record, node.Stamp.Epoch, now) is not { } epoch)
+            {
+                // A run that started before the newest one was seen: a late event of an older run, ignored.
+                olderRun = true;
+                seen = NodeLiveness.Of(record);
+                return false;
+            }
+
+            stamp = new EventStamp(epoch, node.Stamp.Sequence);
+            if (record.LastSeen != 0 && stamp <= record.LastStamp)
             {
                 // An older or equal stamp never moves the node's address (nor anything else in its record).
                 seen = NodeLiveness.Of(record);
@@ -92,7 +108,7 @@ public sealed class PeerMap
                 wasLive = now - record.LastSeen < (long)_options.NodeTimeout.TotalMilliseconds;
             }
 
-            record.LastStamp = node.Stamp;
+            record.LastStamp = stamp;
             record.LastSeen = now;
             record.Address = node.Address;
             if (heartbeatInterval is { } interval)
@@ -104,7 +120,63 @@ public sealed class PeerMap
             return true;
         });
         Observe(node.Name, outcome, seen);
-        return new TouchResult(outcome, node.Stamp < floor, outcome == UpdateOutcome.Committed ? replaced : null, wasLive);
+        return new TouchResult(outcome, olderRun || stamp < floor, node with { Stamp = stamp }, outcome == UpdateOutcome.Committed ? replaced : null, wasLive);
+    }
+
+    /// <summary>How many of a node's runs are remembered (a few hundred bytes in its record).</summary>
+    public const int RememberedRuns = 32;
+
+    /// <summary>
+    /// The epoch the map uses for the run that stamps <paramref name="raw"/>, adding the run when it is new: its own
+    /// epoch when that is above the newest run's (a later start time, the usual case); just above the newest when it
+    /// is not but the run started after the newest was first seen here (the node's clock was stepped back between two
+    /// starts); null when it started before that, which makes it a late event of an older run, ignored as before.
+    /// An added run is always newer than the record's stamp, so the caller writes it.
+    /// </summary>
+    private static long? MapRun(NodeRecord record, long raw, long now)
+    {
+        if (record.LastSeen == 0)
+        {
+            record.Runs = [new NodeRun { Raw = raw, Epoch = raw, FirstSeen = now }];
+            return raw;
+        }
+
+        if (record.Runs.Count == 0)
+        {
+            // Written before runs were kept: only the current run is known, first seen no earlier than its last event.
+            record.Runs.Add(new NodeRun { Raw = record.Epoch, Epoch = record.Epoch, FirstSeen = record.LastSeen });
+        }
+
+        foreach (var run in record.Runs)
+        {
+            if (run.Raw == raw)
+            {
+                return run.Epoch;
+            }
+        }
+
+        var newest = record.Runs.MaxBy(r => r.Epoch)!;
+        long epoch;
+        if (raw > newest.Epoch)
+        {
+            epoch = raw;
+        }
+        else if (raw >= newest.FirstSeen)
+        {
+            epoch = newest.Epoch + 1;
+        }
+        else
+        {
+            return null;
+        }
+
+        record.Runs.Add(new NodeRun { Raw = raw, Epoch = epoch, FirstSeen = now });
+        if (record.Runs.Count > RememberedRuns)
+        {
+            record.Runs.RemoveRange(0, record.Runs.Count - RememberedRuns);
+        }
+
+        return epoch;
     }
 
     /// <summary>The node holds these digests and resolved these tags so, as of its event's stamp.</summary>

@@ -106,6 +106,14 @@ public sealed class NodeRecord : IStateRecord
     /// <summary>The newest snapshot still arriving, if any.</summary>
     public SnapshotProgress? Snapshot { get; set; }
 
+    /// <summary>
+    /// The node's recent runs (indexer starts), oldest first: the epoch each run stamps its events with, the epoch
+    /// the map uses for it, and when this resolver first saw it. An indexer that restarts after its clock was stepped
+    /// back stamps a lower epoch than the run before; it is mapped just above it, so a node's stamps only ever grow in
+    /// the map (docs/resolver.md, "Runs").
+    /// </summary>
+    public List<NodeRun> Runs { get; set; } = [];
+
     [JsonIgnore]
     public EventStamp LastStamp
     {
@@ -122,6 +130,17 @@ public sealed class NodeRecord : IStateRecord
 
     [JsonIgnore]
     public bool IsEmpty => false;
+}
+
+/// <summary>One run of a node's indexer: the epoch it stamps (its start time by its clock) and the one the map uses.</summary>
+public sealed class NodeRun
+{
+    public long Raw { get; set; }
+
+    public long Epoch { get; set; }
+
+    /// <summary>When this resolver first saw an event of the run (Unix ms, resolver clock).</summary>
+    public long FirstSeen { get; set; }
 }
 
 /// <summary>Which parts of a snapshot (epoch, first part's sequence) have been applied.</summary>
