@@ -1,3 +1,6 @@
+using System.IO.Pipelines;
+using Microsoft.Win32.SafeHandles;
+
 namespace Spegel.Registry;
 
 /// <summary>
@@ -8,8 +11,6 @@ namespace Spegel.Registry;
 /// </summary>
 internal sealed class FileBlobResult(string path, long length) : IResult
 {
-    private const int ChunkSize = 256 * 1024;
-
     public async Task ExecuteAsync(HttpContext httpContext)
     {
         var response = httpContext.Response;
@@ -23,30 +24,48 @@ internal sealed class FileBlobResult(string path, long length) : IResult
         }
 
         using var handle = File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.Read);
-        var writer = response.BodyWriter;
-        var aborted = httpContext.RequestAborted;
+        if (!await FileBody.SendAsync(handle, length, response.BodyWriter, httpContext.RequestAborted))
+        {
+            // The file is shorter than containerd says: end the response broken rather than short and "complete".
+            httpContext.Abort();
+        }
+    }
+}
+
+/// <summary>Sends a file's bytes straight into a response pipe: the copy both local blobs and spooled ones use.</summary>
+internal static class FileBody
+{
+    private const int ChunkSize = 256 * 1024;
+
+    /// <summary>
+    /// Writes the first <paramref name="length"/> bytes of <paramref name="file"/> into <paramref name="writer"/> in
+    /// 256 KiB reads into the pipe's own memory. False when the file ends before that (nothing more was sent); true
+    /// when all was sent or the client went away.
+    /// </summary>
+    public static async Task<bool> SendAsync(SafeFileHandle file, long length, PipeWriter writer, CancellationToken cancellationToken)
+    {
         long offset = 0;
         while (offset < length)
         {
             var memory = writer.GetMemory((int)Math.Min(ChunkSize, length - offset));
             var want = (int)Math.Min(memory.Length, length - offset);
 
-            // Content files are immutable and usually in the page cache: a synchronous positional read is the cheapest.
-            var read = RandomAccess.Read(handle, memory.Span[..want], offset);
+            // Content and spool files are immutable and usually in the page cache: a synchronous positional read is the cheapest.
+            var read = RandomAccess.Read(file, memory.Span[..want], offset);
             if (read == 0)
             {
-                // The file is shorter than containerd says: end the response broken rather than short and "complete".
-                httpContext.Abort();
-                return;
+                return false;
             }
 
             writer.Advance(read);
             offset += read;
-            var flushed = await writer.FlushAsync(aborted);
+            var flushed = await writer.FlushAsync(cancellationToken);
             if (flushed.IsCanceled || flushed.IsCompleted)
             {
-                return;
+                return true;
             }
         }
+
+        return true;
     }
 }

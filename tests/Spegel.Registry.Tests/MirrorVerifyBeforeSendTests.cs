@@ -129,13 +129,7 @@ public sealed class MirrorVerifyBeforeSendTests(ITestOutputHelper output) : IAsy
     [Fact]
     public async Task SmallBlob_PeerDiesMidBody_RequestSucceedsFromTheNextPeer()
     {
-        var dying = await FakePeer(async ctx =>
-        {
-            ctx.Response.ContentLength = content.Layer.Length;
-            await ctx.Response.Body.WriteAsync(content.Layer.AsMemory(0, content.Layer.Length / 3));
-            await ctx.Response.Body.FlushAsync();
-            ctx.Abort();
-        });
+        var dying = await DyingPeer();
         var honest = await SlowHonestPeer();
         var b = await Node();
         Answer(("dying", dying.Url), ("honest", honest.Url));

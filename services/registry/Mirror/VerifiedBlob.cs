@@ -204,25 +204,9 @@ internal sealed class SpoolBody(long length, Digest expected, SafeFileHandle fil
 
     public override async Task WriteToAsync(HttpResponse response, CancellationToken cancellationToken)
     {
-        var writer = response.BodyWriter;
-        long offset = 0;
-        while (offset < Length)
+        if (!await FileBody.SendAsync(file, Length, response.BodyWriter, cancellationToken))
         {
-            var memory = writer.GetMemory((int)Math.Min(ChunkSize, Length - offset));
-            var want = (int)Math.Min(memory.Length, Length - offset);
-            var read = RandomAccess.Read(file, memory.Span[..want], offset);
-            if (read == 0)
-            {
-                throw new IOException($"the spool file ended at {offset} of {Length} bytes");
-            }
-
-            writer.Advance(read);
-            offset += read;
-            var flushed = await writer.FlushAsync(cancellationToken);
-            if (flushed.IsCanceled || flushed.IsCompleted)
-            {
-                return;
-            }
+            throw new IOException($"the spool file ended before {Length} bytes");
         }
     }
 
