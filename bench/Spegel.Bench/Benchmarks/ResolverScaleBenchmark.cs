@@ -38,7 +38,8 @@ public sealed class ResolverScaleBenchmark : Benchmark
         var quick = context.Settings.Quick;
         string[] scales = quick
             ? ["memory:10:10", "memory:30:10", "memory:100:10", "dapr:10:10", "dapr:30:10", "dapr:100:10"]
-            : ["memory:10:500", "memory:100:500", "memory:1000:500", "dapr:10:10", "dapr:100:10", "dapr:1000:10"];
+            // memory:1000:10 is the double's largest shape (100,000 entries) in memory, the side-by-side issue 4 asks for.
+            : ["memory:10:500", "memory:100:500", "memory:1000:500", "memory:1000:10", "dapr:10:10", "dapr:100:10", "dapr:1000:10"];
         var rows = new List<ScaleRow>();
         string? prefillCheck = null;
         foreach (var scale in scales)
@@ -100,7 +101,7 @@ public sealed class ResolverScaleBenchmark : Benchmark
                 $"{Report.Format(r.ManagedMiB)} MiB ({Report.Format(r.BytesPerEntry)} B/entry)",
             ]);
             var label = string.Create(CultureInfo.InvariantCulture, $"{(r.Store == "dapr" ? "dapr double" : "memory")}, {r.Nodes} nodes × {r.ImagesPerNode}");
-            var largestMemory = r.Store == "memory" && r.Nodes == rows.Where(x => x.Store == "memory").Max(x => x.Nodes);
+            var largestMemory = r.Store == "memory" && r.Entries == rows.Where(x => x.Store == "memory").Max(x => x.Entries);
             report.Measure($"{label}: lookup p99", "ms", largestMemory && !context.Settings.Quick ? Target.AtMost(2) : null).Rounds.Add(r.LookupP99Ms);
             report.Measure($"{label}: ingest", "events/s").Rounds.Add(r.EventsPerSecond);
             report.Measure($"{label}: managed memory", "MiB").Rounds.Add(r.ManagedMiB);
@@ -132,7 +133,7 @@ public sealed class ResolverScaleBenchmark : Benchmark
             Title = "Growth from one scale to the next (same images per node)",
             Headers = ["store", "nodes", "memory ×", "lookup p50 ×", "lookup p99 ×", "time per ingested event ×"],
         };
-        foreach (var store in rows.GroupBy(r => r.Store))
+        foreach (var store in Series(rows))
         {
             var ordered = store.OrderBy(r => r.Nodes).ToList();
             for (var i = 1; i < ordered.Count; i++)
@@ -140,7 +141,7 @@ public sealed class ResolverScaleBenchmark : Benchmark
                 var (a, b) = (ordered[i - 1], ordered[i]);
                 growth.Rows.Add(
                 [
-                    store.Key == "dapr" ? "dapr double" : "memory",
+                    store.Key.Store == "dapr" ? "dapr double" : "memory",
                     string.Create(CultureInfo.InvariantCulture, $"{a.Nodes} → {b.Nodes} ({(double)b.Nodes / a.Nodes:0.#}×)"),
                     Report.Format(b.ManagedMiB / a.ManagedMiB), Report.Format(b.LookupP50Ms / a.LookupP50Ms), Report.Format(b.LookupP99Ms / a.LookupP99Ms),
                     Report.Format(a.EventsPerSecond / b.EventsPerSecond),
@@ -149,10 +150,25 @@ public sealed class ResolverScaleBenchmark : Benchmark
         }
 
         report.Tables.Add(growth);
+        if (!quick)
+        {
+            var sideBySide = rows.Where(r => r.Nodes == 1000 && r.ImagesPerNode == 10).ToList();
+            if (sideBySide.Count == 2)
+            {
+                var (memory, dapr) = (sideBySide.Single(r => r.Store == "memory"), sideBySide.Single(r => r.Store == "dapr"));
+                report.Notes.Add(string.Create(CultureInfo.InvariantCulture,
+                    $"Same 100,000 entries (1,000 nodes × 10) in memory and through the double: ingest {Report.Format(memory.EventsPerSecond)} vs {Report.Format(dapr.EventsPerSecond)} events/s, lookup p50 {Report.Format(memory.LookupP50Ms)} vs {Report.Format(dapr.LookupP50Ms)} ms, p99 {Report.Format(memory.LookupP99Ms)} vs {Report.Format(dapr.LookupP99Ms)} ms."));
+            }
+        }
+
         var chart = Path.Combine(paths.ResultsDirectory, paths.RunStamp + "-resolver-scale.png");
         ScaleChart.Draw(rows, chart);
         report.Notes.Add($"Chart: `{Path.GetFileName(chart)}` (next to this report): each quantity relative to the smallest scale, against nodes, log–log; the dashed line is linear growth.");
     }
+
+    /// <summary>Rows that grow along one line (same store, same images per node) with at least two scales.</summary>
+    internal static IEnumerable<IGrouping<(string Store, int ImagesPerNode), ScaleRow>> Series(IEnumerable<ScaleRow> rows) =>
+        rows.GroupBy(r => (r.Store, r.ImagesPerNode)).Where(g => g.Count() > 1);
 }
 
 internal sealed record ScaleOutput(string PrefillCheck, List<ScaleRow> Results);
@@ -176,16 +192,17 @@ public static class ScaleChart
         linear.LinePattern = ScottPlot.LinePattern.Dashed;
         linear.Color = ScottPlot.Colors.Gray;
         linear.MarkerSize = 0;
-        foreach (var store in rows.GroupBy(r => r.Store))
+        foreach (var store in ResolverScaleBenchmark.Series(rows))
         {
             var ordered = store.OrderBy(r => r.Nodes).ToList();
             var first = ordered[0];
-            var name = store.Key == "dapr" ? "dapr double" : "memory";
+            var dapr = store.Key.Store == "dapr";
+            var name = dapr ? "dapr double" : "memory";
             var xs = ordered.Select(r => Math.Log10(r.Nodes)).ToArray();
-            Series(plot, xs, ordered.Select(r => r.ManagedMiB / first.ManagedMiB), $"{name}: memory", store.Key == "dapr");
-            Series(plot, xs, ordered.Select(r => r.LookupP50Ms / first.LookupP50Ms), $"{name}: lookup p50", store.Key == "dapr");
-            Series(plot, xs, ordered.Select(r => r.LookupP99Ms / first.LookupP99Ms), $"{name}: lookup p99", store.Key == "dapr");
-            Series(plot, xs, ordered.Select(r => first.EventsPerSecond / r.EventsPerSecond), $"{name}: time per ingested event", store.Key == "dapr");
+            Series(plot, xs, ordered.Select(r => r.ManagedMiB / first.ManagedMiB), $"{name}: memory", dapr);
+            Series(plot, xs, ordered.Select(r => r.LookupP50Ms / first.LookupP50Ms), $"{name}: lookup p50", dapr);
+            Series(plot, xs, ordered.Select(r => r.LookupP99Ms / first.LookupP99Ms), $"{name}: lookup p99", dapr);
+            Series(plot, xs, ordered.Select(r => first.EventsPerSecond / r.EventsPerSecond), $"{name}: time per ingested event", dapr);
         }
 
         var ticks = new ScottPlot.TickGenerators.NumericAutomatic
