@@ -14,35 +14,21 @@ namespace Spegel.Observability.Tests;
 /// </summary>
 public sealed class RealClusterPageBrowserTests(ITestOutputHelper output)
 {
-    private static readonly HttpClient Http = new(new SocketsHttpHandler { UseProxy = false }) { Timeout = TimeSpan.FromSeconds(15) };
-
     [Fact]
     public async Task ClusterPage_RealProcessesAfterARealPull_ListsBothNodesAliveAndTheImageOnBoth()
     {
         var clock = Stopwatch.StartNew();
         await using var upstream = await UpstreamRegistry.StartAsync();
         var image = await new TestImages(upstream).SingleLayerAsync("observability/paged", "v1");
-        var directory = RigDirectory.Create("obs-page");
-        await using var cleanup = new DirectoryCleanup(directory);
-        await using var resolver = await SpegelServiceProcess.StartHealthyAsync(new SpegelServiceOptions
-        {
-            Service = "resolver", Name = "resolver", LogDirectory = directory, Arguments = ["--Spegel:Node:Name=resolver"],
-        });
-        await using var node1 = await RealNode.StartAsync("node-1", directory, resolver, upstream);
-        await using var node2 = await RealNode.StartAsync("node-2", directory, resolver, upstream);
-        string Describe() => string.Join('\n', resolver.Tail(15), node1.Registry.Tail(15), node1.Indexer.Tail(15), node2.Registry.Tail(15), node2.Indexer.Tail(15));
+        await using var cluster = await RealCluster.StartAsync("obs-page", upstream);
+        var (resolver, node1, node2) = (cluster.Resolver, cluster.Node1, cluster.Node2);
+        string Describe() => cluster.Describe();
         var started = clock.Elapsed;
 
         // node-1 pulls from the upstream through its registry (a miss); once it advertises the layer, node-2 pulls the
         // same image through its registry, which streams it from node-1.
-        var first = await node1.Containerd.PullAsync(image.Reference, node1.HostsDirectory);
-        Assert.True(first.Succeeded, $"node-1: {first}\n{Describe()}");
+        await cluster.PullOnNode1Async(image);
         var layer = image.NativeBlobs[^1];
-        await Eventually.GetAsync(
-            async () => await Http.GetStringAsync(new Uri($"{resolver.Url}/v1/peers?key={layer.Digest}")),
-            body => body.Contains(node1.Registry.Url, StringComparison.Ordinal),
-            "node-1 advertised the layer",
-            TimeSpan.FromSeconds(30));
         var second = await node2.Containerd.PullAsync(image.Reference, node2.HostsDirectory);
         Assert.True(second.Succeeded, $"node-2: {second}\n{Describe()}");
         var pulled = clock.Elapsed;

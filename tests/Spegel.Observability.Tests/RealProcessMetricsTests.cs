@@ -20,28 +20,16 @@ public sealed partial class RealProcessMetricsTests(ITestOutputHelper output)
     {
         await using var upstream = await UpstreamRegistry.StartAsync();
         var image = await new TestImages(upstream).SingleLayerAsync("observability/scraped", "v1");
-        var directory = RigDirectory.Create("obs-metrics");
-        await using var cleanup = new DirectoryCleanup(directory);
-        await using var resolver = await SpegelServiceProcess.StartHealthyAsync(new SpegelServiceOptions
-        {
-            Service = "resolver", Name = "resolver", LogDirectory = directory, Arguments = ["--Spegel:Node:Name=resolver"],
-        });
-        await using var node1 = await RealNode.StartAsync("node-1", directory, resolver, upstream);
-        await using var node2 = await RealNode.StartAsync("node-2", directory, resolver, upstream);
-        string Describe() => string.Join('\n', resolver.Tail(15), node1.Registry.Tail(15), node1.Indexer.Tail(15), node2.Registry.Tail(15), node2.Indexer.Tail(15));
+        await using var cluster = await RealCluster.StartAsync("obs-metrics", upstream);
+        var (resolver, node1, node2) = (cluster.Resolver, cluster.Node1, cluster.Node2);
+        string Describe() => cluster.Describe();
 
         var resolverBefore = await ScrapeAsync(resolver);
         var indexerBefore = await ScrapeAsync(node1.Indexer);
         Assert.Equal(0, indexerBefore.Sum("spegel_indexer_images"));
 
-        var first = await node1.Containerd.PullAsync(image.Reference, node1.HostsDirectory);
-        Assert.True(first.Succeeded, $"node-1: {first}\n{Describe()}");
+        await cluster.PullOnNode1Async(image);
         var layer = image.NativeBlobs[^1];
-        await Eventually.GetAsync(
-            async () => await Http.GetStringAsync(new Uri($"{resolver.Url}/v1/peers?key={layer.Digest}")),
-            body => body.Contains(node1.Registry.Url, StringComparison.Ordinal),
-            "node-1 advertised the layer",
-            TimeSpan.FromSeconds(30));
         var registry1Before = await ScrapeAsync(node1.Registry);
         var registry2Before = await ScrapeAsync(node2.Registry);
 
