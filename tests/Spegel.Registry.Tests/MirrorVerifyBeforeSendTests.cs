@@ -229,7 +229,9 @@ public sealed class MirrorVerifyBeforeSendTests(ITestOutputHelper output) : IAsy
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
         Assert.Equal(content.LayerDigest.ToString(), Sha(await response.Content.ReadAsByteArrayAsync()));
         output.WriteLine($"ranges asked of the honest peer: {string.Join(", ", ranges)}");
-        var resumed = Assert.Single(ranges);
+        // A hedge under load may also have asked the honest peer for the whole blob (no Range, answered 500 here);
+        // exactly one request continued the dying peer's bytes.
+        var resumed = Assert.Single(ranges, r => r.Length > 0);
         Assert.StartsWith("bytes=", resumed, StringComparison.Ordinal);
         Assert.False(resumed.StartsWith("bytes=0-", StringComparison.Ordinal), resumed);
         Assert.Contains(Lines("peer failed mid-transfer, resuming"), l => l.Contains("dying", StringComparison.Ordinal));
