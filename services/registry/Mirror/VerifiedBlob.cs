@@ -79,16 +79,15 @@ internal abstract class VerifyBuffer : IDisposable
     public async Task AppendAsync(Stream source, TimeSpan readTimeout, CancellationToken cancellationToken)
     {
         ObjectDisposedException.ThrowIf(Volatile.Read(ref disposed) != 0, this);
+
+        // One timer for the whole body, re-armed per read: not a token source per 64–256 KiB read on the blob path.
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         while (Position < Length)
         {
             var target = WritableAt(Position, (int)Math.Min(int.MaxValue, Length - Position));
-            int read;
-            using (var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken))
-            {
-                timeout.CancelAfter(readTimeout);
-                read = await source.ReadAsync(target, timeout.Token);
-            }
-
+            timeout.CancelAfter(readTimeout);
+            var read = await source.ReadAsync(target, timeout.Token);
+            timeout.CancelAfter(Timeout.Infinite);
             if (read == 0)
             {
                 throw new IOException($"the peer closed the body early, at {Position} of {Length} bytes");
