@@ -51,22 +51,26 @@ public sealed class PeerFailureTests(ITestOutputHelper output)
         await upstream.StopAsync();
         var readBefore = holders.ToDictionary(h => h.Name, h => ProcIo.ReadBytes(h.Registry.Pid) ?? 0);
 
-        // Under way = one holder has read a good part of the layer file to send it (the small blobs are far below
-        // that); that holder (whichever the resolver put first, or the hedge picked) is killed. Streamed, node 3's
-        // containerd is writing the layer's ingest by then; spooled, node 3's registry holds the bytes.
+        // Under way, streamed: node 3's containerd is writing the layer's ingest and one holder has read a good part
+        // of the layer file to send it. Spooled: containerd gets nothing before the layer is whole, and node 3's
+        // registry takes the holder's bytes as fast as they come (the whole layer in a few hundred ms here), so the
+        // first MiB the holder reads is the signal (the small blobs are far below it). That holder (whichever the
+        // resolver put first, or the hedge picked) is killed.
+        var threshold = streamed ? UnderWay : 1L << 20;
         var clock = Stopwatch.StartNew();
         var pulling = puller.PullAsync(image.Reference, TimeSpan.FromSeconds(120));
         ClusterNode? killed = null;
-        long ingestAtKill = 0;
+        long ingestAtKill = 0, readAtKill = 0;
         while (!pulling.IsCompleted && killed is null)
         {
-            var ingest = Content.IngestBytes(puller.Containerd);
+            var ingest = streamed ? Content.IngestBytes(puller.Containerd) : 0;
             foreach (var holder in holders)
             {
-                if ((ingest > 0 || !streamed) && ProcIo.ReadBytes(holder.Registry.Pid) - readBefore[holder.Name] >= UnderWay)
+                var read = (ProcIo.ReadBytes(holder.Registry.Pid) ?? 0) - readBefore[holder.Name];
+                if ((ingest > 0 || !streamed) && read >= threshold)
                 {
                     holder.Registry.Signal(9);
-                    (killed, ingestAtKill) = (holder, ingest);
+                    (killed, ingestAtKill, readAtKill) = (holder, ingest, read);
                     break;
                 }
             }
@@ -78,7 +82,8 @@ public sealed class PeerFailureTests(ITestOutputHelper output)
         Assert.True(killed is not null, $"the {layer.Size >> 20} MiB layer arrived in {clock.Elapsed.TotalMilliseconds:0} ms before a peer could be killed mid-transfer");
         await killed.Registry.KillAsync();
         Assert.True(result.Succeeded, $"{result}\n{cluster.Describe()}");
-        output.WriteLine($"{(streamed ? "streamed" : "spooled")}: killed {killed.Name}'s registry with {ingestAtKill >> 20} MiB of {layer.Size >> 20} MiB in node 3's ingest; pull took {result.Elapsed.TotalMilliseconds:0} ms");
+        output.WriteLine($"{(streamed ? "streamed" : "spooled")}: killed {killed.Name}'s registry after it read {readAtKill >> 20} MiB, with {ingestAtKill >> 20} MiB of {layer.Size >> 20} MiB in node 3's ingest; pull took {result.Elapsed.TotalMilliseconds:0} ms");
+        Assert.True(readAtKill < layer.Size, $"the kill came after {killed.Name} had read {readAtKill} bytes, the whole {layer.Size}-byte layer: too late to be mid-transfer");
 
         await Content.AssertHoldsAsync(puller.Containerd, image.NativeBlobs, puller.Name);
         var resume = puller.Registry.Lines.FirstOrDefault(l => l.Contains("peer failed mid-transfer, resuming", StringComparison.Ordinal));
