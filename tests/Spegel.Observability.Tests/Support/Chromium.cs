@@ -129,6 +129,22 @@ public sealed class Chromium : IAsyncDisposable
         return Convert.FromBase64String(result.GetProperty("data").GetString()!);
     }
 
+    /// <summary>
+    /// Takes a screenshot, checks it is a real PNG of a rendered page (not an empty one), and writes it as
+    /// <paramref name="fileName"/> under <c>SPEGEL_SCREENSHOT_DIR</c> or the test output's TestResults directory.
+    /// </summary>
+    public async Task<(string Path, int Bytes)> SaveScreenshotAsync(string fileName)
+    {
+        var png = await ScreenshotAsync();
+        Xunit.Assert.True(png.AsSpan(0, 8).SequenceEqual(new byte[] { 0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A }), "not a PNG");
+        Xunit.Assert.True(png.Length > 20_000, $"the screenshot is only {png.Length} bytes");
+        var directory = Environment.GetEnvironmentVariable("SPEGEL_SCREENSHOT_DIR") ?? Path.Combine(AppContext.BaseDirectory, "TestResults");
+        Directory.CreateDirectory(directory);
+        var file = Path.Combine(directory, fileName);
+        await File.WriteAllBytesAsync(file, png);
+        return (file, png.Length);
+    }
+
     public async ValueTask DisposeAsync()
     {
         await stop.CancelAsync();
