@@ -70,7 +70,17 @@ public sealed class UpstreamRegistry : RigDaemon
     private void WriteConfig()
     {
         System.IO.Directory.CreateDirectory(StorageDirectory);
-        File.WriteAllText(ConfigPath, $"""
+        File.WriteAllText(ConfigPath, ConfigYaml(StorageDirectory, Host));
+    }
+
+    /// <summary>
+    /// The docker-registry configuration the rig and the benchmarks run: quiet logs, filesystem storage under
+    /// <paramref name="storageDirectory"/>, deletes on, no upload purging; with <paramref name="proxyRemoteUrl"/>,
+    /// a pull-through cache of that registry.
+    /// </summary>
+    public static string ConfigYaml(string storageDirectory, string address, string? proxyRemoteUrl = null)
+    {
+        var yaml = $"""
             version: 0.1
             log:
               level: warn
@@ -78,14 +88,20 @@ public sealed class UpstreamRegistry : RigDaemon
                 disabled: true
             storage:
               filesystem:
-                rootdirectory: {StorageDirectory}
+                rootdirectory: {storageDirectory}
               delete:
                 enabled: true
               maintenance:
                 uploadpurging:
                   enabled: false
             http:
-              addr: {Host}
-            """);
+              addr: {address}
+
+            """;
+        return proxyRemoteUrl is null ? yaml : yaml + $"""
+            proxy:
+              remoteurl: {proxyRemoteUrl}
+
+            """;
     }
 }

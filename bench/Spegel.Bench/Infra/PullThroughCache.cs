@@ -33,22 +33,10 @@ public sealed class PullThroughCache : RigDaemon
         var cache = new PullThroughCache(RigDirectory.Create("ptc"), Ports.GetFreeTcpPort());
         try
         {
-            await File.WriteAllTextAsync(cache.configPath, $"""
-                version: 0.1
-                log:
-                  level: warn
-                  accesslog:
-                    disabled: true
-                storage:
-                  filesystem:
-                    rootdirectory: {Path.Combine(cache.Directory, "data")}
-                  delete:
-                    enabled: true
-                http:
-                  addr: 127.0.0.1:{cache.Port.ToString(CultureInfo.InvariantCulture)}
-                proxy:
-                  remoteurl: {remoteUrl}
-                """, ct);
+            await File.WriteAllTextAsync(
+                cache.configPath,
+                UpstreamRegistry.ConfigYaml(Path.Combine(cache.Directory, "data"), string.Create(CultureInfo.InvariantCulture, $"127.0.0.1:{cache.Port}"), remoteUrl),
+                ct);
             await cache.LaunchAsync(ct);
             return cache;
         }
