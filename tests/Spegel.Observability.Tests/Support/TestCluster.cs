@@ -124,6 +124,9 @@ public sealed class TestCluster : IAsyncDisposable
         {
             ["Spegel:Node:Name"] = name,
             ["Spegel:Resolver:Url"] = resolver.Address,
+            // As the end-to-end clusters: under a full test run a lookup plus a peer's headers can pass the product's
+            // 1 s budget, and a mirror request these tests expect to be served becomes a 404. No test here measures it.
+            ["Spegel:MirrorResolveTimeout"] = "00:00:05",
         }, services => services.Replace(ServiceDescriptor.Singleton<ILocalContent>(content)));
         var indexer = await ServiceHost.StartAsync("indexer", new Dictionary<string, string?>
         {
