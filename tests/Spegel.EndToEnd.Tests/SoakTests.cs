@@ -136,7 +136,10 @@ public sealed class SoakTests(ITestOutputHelper output)
         Assert.True(unexplained.Count == 0, $"{unexplained.Count} pulls failed that would have succeeded without the mirror:\n{string.Join('\n', unexplained)}\n{cluster.Describe()}");
         var slow = results.Where(r => r.Elapsed > PullBound).ToList();
         Assert.True(slow.Count == 0, $"pulls past the {PullBound.TotalSeconds} s bound: {string.Join("; ", slow.Select(r => Invariant($"{r.Node} {r.Reference} {r.Elapsed.TotalSeconds:0.0} s {r.Error}")))}");
-        Assert.True(results.Count(r => r.Succeeded) >= results.Count / 2, "fewer than half of the pulls succeeded: the faults left nothing to measure");
+        // A guard on the run, not on the product (every failure above is already explained): with 40 pulls in a few
+        // seconds, one 1-4 s upstream outage next to a resolver fault can take more than half of them (seed 1968411757:
+        // 16 of 40 succeeded, all 24 failures explained). A quarter still proves the faults left something to measure.
+        Assert.True(results.Count(r => r.Succeeded) >= results.Count / 4, "fewer than a quarter of the pulls succeeded: the faults left nothing to measure");
 
         // The map: what the resolver lists equals what the nodes' containerds hold, for every key of every image.
         var converge = Stopwatch.StartNew();
